@@ -1,0 +1,39 @@
+"""Runner hooks."""
+from __future__ import annotations
+
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.runner import BaseLoop
+from mmseg.registry import HOOKS
+
+
+@HOOKS.register_module()
+class VocabularyHook(Hook):
+    """Prompt the model with the vocabulary of the dataset being run, so configs swap benchmarks freely.
+
+    Reads ``metainfo['prompt_classes']`` (default ``metainfo['classes']``) and ``metainfo['background_index']``
+    of the train, val or test dataset before that loop runs, and restores the training vocabulary after
+    each validation.
+    """
+
+    priority = 'VERY_HIGH'
+
+    @staticmethod
+    def _apply(runner, dataloader) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        meta = dataloader.dataset.metainfo
+        model.set_vocabulary(meta.get('prompt_classes', meta['classes']), meta.get('background_index'))
+
+    def before_train(self, runner) -> None:
+        self._apply(runner, runner.train_dataloader)
+
+    def before_val_epoch(self, runner) -> None:
+        self._apply(runner, runner.val_dataloader)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        # only while training: asking a test-only runner for its train loop would build it
+        if isinstance(runner._train_loop, BaseLoop):
+            self._apply(runner, runner.train_dataloader)
+
+    def before_test_epoch(self, runner) -> None:
+        self._apply(runner, runner.test_dataloader)

@@ -1,0 +1,84 @@
+"""Guided decoder (paper sec 2.4, eq 11): query correlation maps upsampled under CLIP guidance, then
+per-class logits from the current vocabulary's text embeddings."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class GuidedUpsampleStage(nn.Module):
+    """One stage of eq 11: F_{i+1} = Decoder_i(Upsample(F_i), S_i).
+
+    Learnable x2 upsampling (transposed conv), then a 3x3 conv whose output is modulated (FiLM) by the
+    guidance S_i resized to the new resolution.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, guidance_channels: int):
+        super().__init__()
+        self.upsample = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
+        self.conv = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1)
+        self.norm = nn.GroupNorm(1, out_channels)
+        self.guidance_proj = nn.Conv2d(guidance_channels, 2 * out_channels, kernel_size=1)
+        nn.init.zeros_(self.guidance_proj.weight)  # start as an unmodulated conv
+        nn.init.zeros_(self.guidance_proj.bias)
+
+    def forward(self, x: torch.Tensor, guidance: torch.Tensor, repeats: int) -> torch.Tensor:
+        """x (B*T, C_in, h, w), guidance (B, C_s, h_s, w_s) shared by the T query maps -> (B*T, C_out, 2h, 2w)."""
+        x = self.upsample(x)
+        guidance = F.interpolate(guidance, size=x.shape[-2:], mode='bilinear', align_corners=False)
+        scale, shift = self.guidance_proj(guidance).repeat_interleave(repeats, dim=0).chunk(2, dim=1)
+        y = self.norm(self.conv(x)) * (1 + scale) + shift
+        return x + F.gelu(y)
+
+
+class GuidedDecoder(nn.Module):
+    """Eq 11 and the per-class projection that precedes eq 12.
+
+    The correlation tensor F_1 (B, D, T, h, w) is X_fused modulated by each query (channel-wise product).
+    Two guided stages decode every query map to 4x resolution; a 1x1 conv over the T query maps gives one
+    pixel embedding Z (B, E, 4h, 4w); class n scores ``scale * cos(Z, W_e T_hat_n) + bias``, so the number
+    of classes N is whatever the current vocabulary has.
+
+    Args:
+        dim: D, channels of X_fused and of the queries.
+        num_queries: T.
+        clip_dim: C, channels of the class embeddings T_hat.
+        guidance_channels: channels of (S_1, S_2).
+        channels: output channels of the two stages; the last is the embedding size E.
+    """
+
+    def __init__(self, dim: int, num_queries: int, clip_dim: int, guidance_channels: Sequence[int],
+                 channels: Sequence[int] = (64, 32), logit_scale: float = 10.0, logit_bias: float = -4.0):
+        super().__init__()
+        if len(channels) != 2 or len(guidance_channels) != 2:
+            raise ValueError('the decoder has two stages: give two channels and two guidance_channels')
+        self.num_queries = num_queries
+        self.stages = nn.ModuleList([
+            GuidedUpsampleStage(dim, channels[0], guidance_channels[0]),
+            GuidedUpsampleStage(channels[0], channels[1], guidance_channels[1]),
+        ])
+        self.merge_queries = nn.Conv2d(num_queries * channels[1], channels[1], kernel_size=1)
+        self.class_embed = nn.Linear(clip_dim, channels[1])
+        self.log_scale = nn.Parameter(torch.tensor(float(logit_scale)).log())
+        self.bias = nn.Parameter(torch.tensor(float(logit_bias)))
+
+    @staticmethod
+    def correlation(fused: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """F_1[b, :, t] = X_fused[b] * Q[b, t]: (B, D, h, w), (B, T, D) -> (B, D, T, h, w)."""
+        return fused.unsqueeze(2) * queries.transpose(1, 2)[..., None, None]
+
+    def forward(self, fused: torch.Tensor, queries: torch.Tensor, guidance: Sequence[torch.Tensor],
+                class_embeds: torch.Tensor) -> torch.Tensor:
+        """fused (B, D, h, w), queries (B, T, D), guidance [S_1, S_2], class_embeds (B, N, C) -> (B, N, 4h, 4w)."""
+        batch, dim, height, width = fused.shape
+        corr = self.correlation(fused, queries)
+        x = corr.permute(0, 2, 1, 3, 4).reshape(batch * self.num_queries, dim, height, width)
+        for stage, s in zip(self.stages, guidance):
+            x = stage(x, s, self.num_queries)
+        x = x.reshape(batch, -1, *x.shape[-2:])
+        pixels = F.normalize(self.merge_queries(x), dim=1)
+        classes = F.normalize(self.class_embed(class_embeds), dim=-1)
+        return self.log_scale.exp() * torch.einsum('behw,bne->bnhw', pixels, classes) + self.bias

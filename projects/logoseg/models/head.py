@@ -1,0 +1,116 @@
+"""LoGoSeg decode head: object prior, region-aware alignment, contextual fusion and guided decoding."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmseg.registry import MODELS
+from mmseg.utils import ConfigType, SampleList
+
+from .decoder import GuidedDecoder
+from .fusion import ContextualCrossModalFusion
+from .region_alignment import ObjectPrior, PriorGuidedRegionAlignment
+
+
+def standardize_over_classes(prior: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """z-score of the prior over the classes of each image: (B, N) -> (B, N); zero when N == 1."""
+    if prior.shape[1] == 1:
+        return torch.zeros_like(prior)
+    return (prior - prior.mean(dim=1, keepdim=True)) / (prior.std(dim=1, keepdim=True) + eps)
+
+
+@MODELS.register_module()
+class LoGoSegHead(BaseModule):
+    """From CLIP features and prompt embeddings to per-class logits at 1/4 of the input resolution.
+
+    The segmentor fills ``clip_dim``, ``mid_channels`` and ``guidance_channels`` from its image encoder.
+
+    Args:
+        guidance_dim: D, width of guidance, fusion and queries.
+        num_queries: T learnable queries.
+        region_grid: r, the alignment uses K = r * r regions.
+        tau, beta: sharpness of the softmax over regions (eq 4) and over classes (eq 7).
+        prior_lambda: lambda of the object prior: a float in [0, 1] or ``'learnable'``.
+        use_object_prior: OP of Table 2; off means lambda = 0 and no prior on the logits.
+        prior_on_logits: the prior also shifts each class's logits by lambda * kappa * zscore(p).
+        use_region_alignment: RA of Table 2; off gives per-pixel guidance G = Conv1x1(V).
+        use_fusion: CCF of Table 2; off gives X_fused = Conv1x1([F_mid || G]) and unattended queries.
+        use_dir_attn, use_global_context: DA and GC of Table 3.
+        fusion_depth: stacked fusion layers (Table 3).
+        loss_decode: the loss config (eq 13).
+        ignore_index: label value excluded from the loss.
+    """
+
+    def __init__(self, clip_dim: int, mid_channels: int, guidance_channels: Sequence[int],
+                 guidance_dim: int = 128, num_queries: int = 16, region_grid: int = 6, tau: float = 100.0,
+                 beta: float = 100.0, prior_lambda: float | str = 1.0, use_object_prior: bool = True,
+                 prior_on_logits: bool = True, use_region_alignment: bool = True, use_fusion: bool = True,
+                 use_dir_attn: bool = True, use_global_context: bool = True, fusion_depth: int = 2,
+                 num_heads: int = 4, ss2d_cfg: dict | None = None, decoder_channels: Sequence[int] = (64, 32),
+                 loss_decode: ConfigType = dict(type='MaskedBCELoss'), ignore_index: int = 255,
+                 align_corners: bool = False, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.ignore_index = ignore_index
+        self.align_corners = align_corners
+        self.threshold = 0.5  # MMSeg binarises single-class outputs with sigmoid(logit) > threshold
+        self.use_object_prior = use_object_prior
+        self.prior_on_logits = use_object_prior and prior_on_logits
+        self.prior = ObjectPrior(prior_lambda if use_object_prior else 0.0)
+        if self.prior_on_logits:
+            self.prior_logit_scale = nn.Parameter(torch.ones(()))  # kappa
+        if use_region_alignment:
+            self.alignment = PriorGuidedRegionAlignment(clip_dim, guidance_dim, region_grid, tau=tau, beta=beta)
+        else:
+            self.pixel_guidance = nn.Conv2d(clip_dim, guidance_dim, kernel_size=1)
+        self.mid_proj = nn.Sequential(nn.Conv2d(mid_channels, guidance_dim, kernel_size=1),
+                                      nn.GroupNorm(1, guidance_dim))
+        if use_fusion:
+            self.text_proj = nn.Linear(clip_dim, guidance_dim)  # E_text of eq 10
+            self.fusion = ContextualCrossModalFusion(
+                guidance_dim, num_queries=num_queries, depth=fusion_depth, num_heads=num_heads,
+                use_dir_attn=use_dir_attn, use_global_context=use_global_context, ss2d_cfg=ss2d_cfg)
+        else:
+            self.plain_fusion = nn.Conv2d(2 * guidance_dim, guidance_dim, kernel_size=1)
+            self.queries = nn.Parameter(torch.randn(num_queries, guidance_dim) * 0.02)
+        self.decoder = GuidedDecoder(guidance_dim, num_queries, clip_dim, guidance_channels, decoder_channels)
+        self.loss_decode = MODELS.build(loss_decode)
+
+    def forward(self, inputs: dict) -> torch.Tensor:
+        """``inputs``: visual V (B, C, h, w), mid, guidance [S_1, S_2], text T (N, P, C) -> (B, N, 4h, 4w)."""
+        visual, text = inputs['visual'], inputs['text']
+        t_hat, prior = self.prior(visual, text)
+        if hasattr(self, 'alignment'):
+            guidance = self.alignment(visual, t_hat)[0]
+        else:
+            guidance = self.pixel_guidance(visual)
+        mid = inputs['mid']
+        if mid.shape[-2:] != visual.shape[-2:]:
+            mid = F.adaptive_avg_pool2d(mid, visual.shape[-2:])  # ConvNeXt: stride-16 stage to the stride-32 grid
+        feats = self.mid_proj(mid)
+        if hasattr(self, 'fusion'):
+            fused, queries = self.fusion(feats, guidance, self.text_proj(t_hat))
+        else:
+            fused = self.plain_fusion(torch.cat([feats, guidance], dim=1))
+            queries = self.queries.expand(visual.shape[0], -1, -1)
+        logits = self.decoder(fused, queries, inputs['guidance'], t_hat)
+        if self.prior_on_logits:
+            shift = self.prior.lam * self.prior_logit_scale * standardize_over_classes(prior)
+            logits = logits + shift[..., None, None]
+        return logits
+
+    def loss(self, inputs: dict, batch_data_samples: SampleList, train_cfg: ConfigType) -> dict:
+        logits = self.forward(inputs)
+        labels = torch.stack([s.gt_sem_seg.data for s in batch_data_samples]).squeeze(1)
+        logits = F.interpolate(logits, size=labels.shape[-2:], mode='bilinear', align_corners=self.align_corners)
+        return {self.loss_decode.loss_name: self.loss_decode(logits, labels, ignore_index=self.ignore_index)}
+
+    def predict(self, inputs: dict, batch_img_metas: list[dict], test_cfg: ConfigType) -> torch.Tensor:
+        """Logits resized to the (padded) network input, as MMSeg's segmentors expect."""
+        logits = self.forward(inputs)
+        meta = batch_img_metas[0]
+        size = meta['img_shape'] if isinstance(meta['img_shape'], torch.Size) else meta.get('pad_shape',
+                                                                                            meta['img_shape'])
+        return F.interpolate(logits, size=tuple(size[:2]), mode='bilinear', align_corners=self.align_corners)

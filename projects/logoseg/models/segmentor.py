@@ -1,0 +1,148 @@
+"""The LoGoSeg segmentor: MMSeg's EncoderDecoder with CLIP encoders and an open vocabulary."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from mmseg.models.segmentors import BaseSegmentor, EncoderDecoder
+from mmseg.registry import MODELS
+from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
+
+from ..utils.errors import LoGoSegUserError
+from ..utils.vocab import VOCABULARIES, check_vocabulary, load_vocabulary
+from .clip_encoders import PAPER_TEMPLATES, CLIPTextEncoder, build_image_encoder, create_clip
+
+INFERENCE_MODES = ('whole', 'slide', 'slide_global')
+
+
+def merge_background(pred: torch.Tensor, background_index: int | None) -> torch.Tensor:
+    """Prompt classes at or after ``background_index`` count as that one background class (PAS-20b)."""
+    if background_index is None:
+        return pred
+    return pred.clamp(max=background_index)
+
+
+@MODELS.register_module()
+class LoGoSeg(EncoderDecoder):
+    """Open-vocabulary segmentor (paper sec 2): the vocabulary is data, not a layer.
+
+    Args:
+        clip: ``model_name`` and ``pretrained`` (open_clip tag, local file or None) and optional
+            ``cache_dir``; ``mid_layer`` / ``guidance_layers`` pick F_mid and (S_1, S_2) (ViT blocks or
+            ConvNeXt stages, 0-based).
+        decode_head: :class:`LoGoSegHead` config; the CLIP channel sizes are filled in here.
+        vocabulary: initial class names or a shipped vocabulary name (``'coco'``, ``'ade150'``, ...);
+            runs through mmengine take it from the dataset's metainfo instead (``VocabularyHook``).
+        prompt_templates: P templates per class.
+        test_cfg: ``mode`` is ``'whole'``, ``'slide'`` (MMSeg's logit averaging) or ``'slide_global'``
+            (CAT-Seg: sigmoid scores averaged over windows, then with one global view of the whole image);
+            slide modes take ``crop_size`` and ``stride``.
+    """
+
+    def __init__(self, clip: ConfigType, decode_head: ConfigType, vocabulary: str | Sequence[str] | None = None,
+                 prompt_templates: Sequence[str] = PAPER_TEMPLATES, train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None, data_preprocessor: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None):
+        BaseSegmentor.__init__(self, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        clip = dict(clip)
+        model_name = clip.pop('model_name')
+        layers = dict(mid_layer=clip.pop('mid_layer'), guidance_layers=clip.pop('guidance_layers'))
+        unknown = set(clip) - {'pretrained', 'cache_dir'}
+        if unknown:
+            raise LoGoSegUserError(f'unknown model.clip option(s) {sorted(unknown)}; allowed: model_name, '
+                                   'pretrained, cache_dir, mid_layer, guidance_layers')
+        clip_model = create_clip(model_name, **clip)
+        self.backbone = build_image_encoder(clip_model.visual, **layers)
+        clip_model.visual = None  # the text encoder keeps only the text tower
+        self.text_encoder = CLIPTextEncoder(clip_model, open_clip.get_tokenizer(model_name), prompt_templates)
+        self.decode_head = MODELS.build(dict(
+            decode_head, clip_dim=self.backbone.embed_dim, mid_channels=self.backbone.mid_channels,
+            guidance_channels=self.backbone.guidance_channels))
+        self.align_corners = self.decode_head.align_corners
+        self.train_cfg = train_cfg
+        self.test_cfg = test_cfg if test_cfg is not None else dict(mode='whole')
+        mode = self.test_cfg.get('mode', 'whole')
+        if mode not in INFERENCE_MODES:
+            raise LoGoSegUserError(f'unknown test_cfg.mode {mode!r}; use one of {", ".join(INFERENCE_MODES)}')
+        self.class_names: tuple[str, ...] | None = None
+        self.background_index: int | None = None
+        if vocabulary is not None:
+            self.set_vocabulary(load_vocabulary(vocabulary) if isinstance(vocabulary, str) else vocabulary)
+
+    def set_vocabulary(self, class_names: Sequence[str], background_index: int | None = None) -> None:
+        """Prompt the model with these classes from now on (any N; embeddings are cached per vocabulary)."""
+        names = check_vocabulary(class_names)
+        if background_index is not None and not 0 <= background_index < len(names):
+            raise LoGoSegUserError(f'background_index {background_index} outside the {len(names)} classes')
+        self.class_names = names
+        self.background_index = background_index
+
+    @property
+    def vocabulary(self) -> tuple[str, ...]:
+        if self.class_names is None:
+            meta = getattr(self, 'dataset_meta', None) or {}
+            if meta.get('classes'):  # set by mmseg.apis.init_model from the checkpoint
+                self.set_vocabulary(meta.get('prompt_classes', meta['classes']), meta.get('background_index'))
+            else:
+                raise LoGoSegUserError(
+                    'no vocabulary: call model.set_vocabulary([...]), pass model.vocabulary in the config '
+                    f'(a list or one of {", ".join(VOCABULARIES)}), or add VocabularyHook to custom_hooks')
+        return self.class_names
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.vocabulary)
+
+    @property
+    def out_channels(self) -> int:
+        return len(self.vocabulary)
+
+    def extract_feat(self, inputs: torch.Tensor) -> dict:
+        """Image features of the batch plus the prompt embeddings T (N, P, C) of the current vocabulary."""
+        feats = self.backbone(inputs)
+        feats['text'] = self.text_encoder(self.vocabulary).to(feats['visual'].dtype)
+        return feats
+
+    def inference(self, inputs: torch.Tensor, batch_img_metas: list[dict]) -> torch.Tensor:
+        mode = self.test_cfg.get('mode', 'whole')
+        if mode == 'slide_global':
+            return self.slide_global_inference(inputs, batch_img_metas)
+        if mode == 'slide':
+            return self.slide_inference(inputs, batch_img_metas)
+        return self.whole_inference(inputs, batch_img_metas)
+
+    def slide_global_inference(self, inputs: torch.Tensor, batch_img_metas: list[dict]) -> torch.Tensor:
+        """CAT-Seg's test protocol; returns logits (the logit of the averaged probabilities)."""
+        h_stride, w_stride = self.test_cfg['stride']
+        h_crop, w_crop = self.test_cfg['crop_size']
+        batch, _, h_img, w_img = inputs.shape
+        h_grids = max(h_img - h_crop + h_stride - 1, 0) // h_stride + 1
+        w_grids = max(w_img - w_crop + w_stride - 1, 0) // w_stride + 1
+        probs = inputs.new_zeros((batch, self.out_channels, h_img, w_img))
+        counts = inputs.new_zeros((batch, 1, h_img, w_img))
+        for h_idx in range(h_grids):
+            for w_idx in range(w_grids):
+                y1 = max(min(h_idx * h_stride, h_img - h_crop), 0)
+                x1 = max(min(w_idx * w_stride, w_img - w_crop), 0)
+                y2, x2 = min(y1 + h_crop, h_img), min(x1 + w_crop, w_img)
+                crop = inputs[:, :, y1:y2, x1:x2]
+                metas = [dict(meta, img_shape=crop.shape[2:]) for meta in batch_img_metas]
+                probs[:, :, y1:y2, x1:x2] += self.encode_decode(crop, metas).sigmoid()
+                counts[:, :, y1:y2, x1:x2] += 1
+        probs = probs / counts
+        view = F.interpolate(inputs, size=(h_crop, w_crop), mode='bilinear', align_corners=False)
+        metas = [dict(meta, img_shape=view.shape[2:]) for meta in batch_img_metas]
+        global_probs = F.interpolate(self.encode_decode(view, metas).sigmoid(), size=(h_img, w_img),
+                                     mode='bilinear', align_corners=False)
+        return torch.logit((probs + global_probs) / 2, eps=1e-6)
+
+    def postprocess_result(self, seg_logits: torch.Tensor, data_samples: SampleList | None = None) -> SampleList:
+        """Eq 12 (drop the padding, bilinear resize to the original image; done by MMSeg's EncoderDecoder)
+        followed by the background merge of benchmarks such as PAS-20b."""
+        data_samples = super().postprocess_result(seg_logits, data_samples)
+        if self.background_index is not None:
+            for sample in data_samples:
+                sample.pred_sem_seg.data = merge_background(sample.pred_sem_seg.data, self.background_index)
+        return data_samples

@@ -1,0 +1,28 @@
+"""One-line errors for problems the user can fix (missing data, weights, bad vocabulary)."""
+from __future__ import annotations
+
+import sys
+
+
+class LoGoSegUserError(RuntimeError):
+    """A problem with the user's input or environment; the message names it and says how to fix it.
+
+    Takes exactly one message argument: mmengine's registry re-raises build errors as
+    ``type(err)(prefixed_message)``.
+    """
+
+
+def _excepthook(previous):
+    def hook(exc_type, exc, tb):
+        if issubclass(exc_type, LoGoSegUserError):
+            print(f'logoseg: error: {exc}', file=sys.stderr)
+            return
+        previous(exc_type, exc, tb)
+    hook.logoseg = True
+    return hook
+
+
+def install_excepthook() -> None:
+    """Print :class:`LoGoSegUserError` as one line instead of a traceback (other errors are untouched)."""
+    if not getattr(sys.excepthook, 'logoseg', False):
+        sys.excepthook = _excepthook(sys.excepthook)

@@ -1,0 +1,136 @@
+"""End to end on the CPU smoke profile, through the same commands a user runs (mim train / mim test)."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import mmseg
+from logoseg.datasets.smoke import SPLIT_SEEDS, render_scene
+
+from .conftest import REPO, SMOKE_CONFIG
+
+pytestmark = pytest.mark.slow
+TRAIN_ITERS = 120
+TRAIN_SCRIPT = Path(mmseg.__file__).parent / '.mim' / 'tools' / 'train.py'
+MIM = str(Path(sys.executable).with_name('mim'))  # the environment's own `mim`, as the README runs it
+
+
+def run(cmd, cwd, timeout=900, env=None):
+    env = dict(os.environ, **(env or {}))
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    return proc
+
+
+def scalars(work_dir: Path) -> list[dict]:
+    files = sorted(work_dir.glob('*/vis_data/scalars.json'))
+    assert files, f'no scalars.json under {work_dir}'
+    return [json.loads(line) for line in files[-1].read_text().splitlines()]
+
+
+def chance_miou(num_images=16, classes=5) -> float:
+    """The best mIoU of label-blind predictors: a constant class, uniform or frequency-matched guessing."""
+    labels = np.stack([render_scene(SPLIT_SEEDS['val'] + i)[1] for i in range(num_images)])
+    freq = np.bincount(labels[labels != 255], minlength=classes) / (labels != 255).sum()
+    constant = freq.max() / classes
+    uniform = np.mean([(p / classes) / (p + 1 / classes - p / classes) for p in freq])
+    matched = np.mean([p * p / (2 * p - p * p) for p in freq])
+    return float(max(constant, uniform, matched))
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """One short smoke training run with `mim train`, shared by the tests below."""
+    cwd = tmp_path_factory.mktemp('smoke_run')
+    work_dir = cwd / 'work_dirs' / 'smoke'
+    proc = run([MIM, 'train', 'mmseg', str(SMOKE_CONFIG), '--work-dir', str(work_dir), '--cfg-options',
+                f'train_cfg.max_iters={TRAIN_ITERS}', f'train_cfg.val_interval={TRAIN_ITERS}',
+                f'default_hooks.checkpoint.interval={TRAIN_ITERS // 2}', 'default_hooks.checkpoint.max_keep_ckpts=2',
+                f'param_scheduler.1.end={TRAIN_ITERS}'], cwd=cwd)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return cwd, work_dir
+
+
+def test_smoke_training_lowers_the_loss_and_beats_chance(trained):
+    _, work_dir = trained
+    records = scalars(work_dir)
+    losses = [r['loss'] for r in records if 'loss' in r]
+    assert len(losses) >= 4
+    assert np.mean(losses[-2:]) < 0.75 * np.mean(losses[:2])
+    miou = [r['mIoU'] for r in records if 'mIoU' in r][-1]
+    assert miou > 2 * 100 * chance_miou(), (miou, chance_miou())
+
+
+def test_smoke_data_is_generated_once_in_the_run_directory(trained):
+    cwd, _ = trained
+    for split, count in (('train', 64), ('val', 16)):
+        folder = cwd / 'prepared' / 'smoke' / split
+        assert (folder / 'COMPLETE').is_file()
+        assert len(list((folder / 'images').glob('*.png'))) == count
+
+
+def test_mim_test_evaluates_the_last_checkpoint(trained):
+    cwd, work_dir = trained
+    checkpoint = work_dir / f'iter_{TRAIN_ITERS}.pth'
+    assert checkpoint.is_file()
+    proc = run([MIM, 'test', 'mmseg', str(SMOKE_CONFIG), '--checkpoint', str(checkpoint),
+                '--work-dir', str(cwd / 'test_run')], cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    test_miou = float(re.findall(r'mIoU: ([\d.]+)', proc.stdout + proc.stderr)[-1])
+    train_miou = [r['mIoU'] for r in scalars(work_dir) if 'mIoU' in r][-1]
+    assert test_miou == pytest.approx(train_miou, abs=0.01)
+
+
+def test_resume_continues_from_the_checkpoint(trained, tmp_path):
+    cwd, work_dir = trained
+    resumed = tmp_path / 'resumed'
+    resumed.mkdir()
+    checkpoint = shutil.copy(work_dir / f'iter_{TRAIN_ITERS // 2}.pth', resumed)
+    (resumed / 'last_checkpoint').write_text(str(checkpoint))  # what `--resume` picks up
+    stop = TRAIN_ITERS // 2 + 4
+    proc = run([MIM, 'train', 'mmseg', str(SMOKE_CONFIG), '--work-dir', str(resumed), '--resume',
+                '--cfg-options', f'train_cfg.max_iters={stop}', f'train_cfg.val_interval={stop}',
+                'default_hooks.logger.interval=1', f'param_scheduler.1.end={TRAIN_ITERS}'], cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    assert f'resumed epoch: 0, iter: {TRAIN_ITERS // 2}' in log
+    iters = [int(i) for i in re.findall(r'Iter\(train\) \[\s*(\d+)/', log)]
+    assert iters and min(iters) == TRAIN_ITERS // 2 + 1 and max(iters) == stop
+
+
+def test_runs_are_logged_to_mlflow(trained):
+    import mlflow
+    client = mlflow.MlflowClient(tracking_uri=os.environ['MLFLOW_TRACKING_URI'])
+    experiment = client.get_experiment_by_name('logoseg')
+    runs = client.search_runs([experiment.experiment_id])
+    metrics = set().union(*(run.data.metrics for run in runs))
+    assert {'loss', 'mIoU'} <= metrics
+
+
+def test_two_process_distributed_training_on_cpu(tmp_path):
+    env = dict(OMP_NUM_THREADS='1')
+    proc = run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29517',
+                str(TRAIN_SCRIPT), str(SMOKE_CONFIG), '--launcher', 'pytorch', '--work-dir',
+                str(tmp_path / 'ddp'), '--cfg-options', 'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
+                'default_hooks.checkpoint.interval=4', 'default_hooks.logger.interval=1',
+                'train_dataloader.batch_size=2'], cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    log = proc.stdout + proc.stderr
+    assert 'Distributed training: True' in log and re.search(r'GPU number: 2|world_size: 2|World size: 2', log)
+    state = torch.load(tmp_path / 'ddp' / 'iter_4.pth', map_location='cpu', weights_only=False)
+    assert state['meta']['iter'] == 4
+
+
+def test_paper_config_without_weights_stops_with_one_line(tmp_path):
+    proc = run([sys.executable, str(TRAIN_SCRIPT), str(REPO / 'configs' / 'logoseg_vitb.py'),
+                '--work-dir', str(tmp_path)], cwd=tmp_path, env=dict(HF_HUB_OFFLINE='1'), timeout=300)
+    assert proc.returncode != 0
+    assert 'Traceback' not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('logoseg: error:')]
+    assert len(errors) == 1 and 'ViT-B-16/openai' in errors[0] and 'model.clip.pretrained' in errors[0]
