@@ -8,3 +8,5 @@ model = dict(
     # a CNN takes the whole 640x640 test image at once; no windows needed
     test_cfg=dict(_delete_=True, mode='whole'),
 )
+train_dataloader = dict(dataset=dict(pipeline=[
+    dict(step, crop_size=crop_size) if step['type'] == 'RandomCrop' else step for step in _base_.train_pipeline]))

@@ -20,13 +20,13 @@ model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None)
 data_root = 'prepared/smoke'
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadSegAnnotations'),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadSegAnnotations'),
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(
@@ -44,7 +44,7 @@ val_dataloader = dict(
                  pipeline=test_pipeline),
 )
 test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+val_evaluator = dict(type='HallucinationIoUMetric')
 test_evaluator = val_evaluator
 
 optim_wrapper = dict(optimizer=dict(lr=2e-3))

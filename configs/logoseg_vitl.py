@@ -6,4 +6,5 @@ model = dict(
     clip=dict(model_name='ViT-L-14', pretrained='openai', mid_layer=11, guidance_layers=(15, 7)),
     test_cfg=dict(crop_size=crop_size, stride=(224, 224)),
 )
-train_dataloader = dict(dataset=dict(pipeline={{_base_.train_pipeline_for(crop_size)}}))
+train_dataloader = dict(dataset=dict(pipeline=[
+    dict(step, crop_size=crop_size) if step['type'] == 'RandomCrop' else step for step in _base_.train_pipeline]))

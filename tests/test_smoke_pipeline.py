@@ -134,3 +134,15 @@ def test_paper_config_without_weights_stops_with_one_line(tmp_path):
     assert 'Traceback' not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith('logoseg: error:')]
     assert len(errors) == 1 and 'ViT-B-16/openai' in errors[0] and 'model.clip.pretrained' in errors[0]
+
+
+def test_inference_api_loads_the_checkpoint_vocabulary_and_takes_a_new_one(trained):
+    from mmseg.apis import inference_model, init_model
+    _, work_dir = trained
+    model = init_model(str(SMOKE_CONFIG), str(work_dir / f'iter_{TRAIN_ITERS}.pth'), device='cpu',
+                       cfg_options={'model.clip.pretrained': None})
+    assert model.vocabulary == ('sky', 'grass', 'sand', 'water', 'brick')  # from the checkpoint's metadata
+    model.set_vocabulary(['sky', 'grass', 'water'])
+    result = inference_model(model, str(REPO / 'tests' / 'data' / 'voc2012_val' / 'JPEGImages' / 'voc_val_1.jpg'))
+    assert result.seg_logits.data.shape == (3, 513, 513)
+    assert result.pred_sem_seg.data.max() < 3

@@ -12,15 +12,6 @@ from logoseg.models.fusion import (ChannelAdaptation, ContextualCrossModalFusion
 from logoseg.models.ss2d import SS2D
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    # Tensors here are tiny: intra-op threads cost more than they save, and contend on a 2-core runner.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _phi(x: torch.Tensor) -> torch.Tensor:
     return F.elu(x) + 1
 

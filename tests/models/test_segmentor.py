@@ -5,7 +5,6 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
-from logoseg.models.segmentor import merge_background
 from logoseg.utils.errors import LoGoSegUserError
 
 from ..conftest import SMOKE_CLASSES
@@ -182,12 +181,6 @@ def test_vocabulary_from_checkpoint_metadata(build_tiny_model):
     model.dataset_meta = dict(classes=('a', 'b', 'background'), prompt_classes=('a', 'b', 'c', 'd'),
                               background_index=2)
     assert model.vocabulary == ('a', 'b', 'c', 'd') and model.background_index == 2
-
-
-def test_background_merge_maps_every_extra_prompt_class_to_background():
-    pred = torch.tensor([[0, 19, 20], [21, 58, 3]])
-    assert merge_background(pred, 20).tolist() == [[0, 19, 20], [20, 20, 3]]
-    assert merge_background(pred, None) is pred
 
 
 def test_predict_applies_background_merge(build_tiny_model):

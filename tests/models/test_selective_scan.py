@@ -10,15 +10,6 @@ from logoseg.models.selective_scan import selective_scan, selective_scan_torch
 from logoseg.utils.errors import LoGoSegUserError
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    # Small tensors: intra-op threads only add synchronisation, which gets very slow on shared cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def reference_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=False):
     """Mamba's recurrence one time step at a time: h_t = exp(d_t A) h_{t-1} + d_t B_t u_t, y_t = C_t h_t + D u_t."""
     batch, channels, length = u.shape

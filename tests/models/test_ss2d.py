@@ -9,16 +9,6 @@ from logoseg.models.ss2d import SS2D, cross_merge, cross_scan
 from logoseg.utils.errors import LoGoSegUserError
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    # The tensors here are tiny: intra-op threads only add synchronisation, which gets very slow when other
-    # processes share the two cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_cross_scan_orders_on_2x3_map():
     x = torch.arange(6.).view(1, 1, 2, 3)  # [[0, 1, 2], [3, 4, 5]]
     seqs = cross_scan(x)

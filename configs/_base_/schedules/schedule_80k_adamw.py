@@ -3,8 +3,13 @@ optim_wrapper = dict(
     type='OptimWrapper',
     constructor='FrozenAwareOptimWrapperConstructor',
     optimizer=dict(type='AdamW', lr=2e-4, weight_decay=1e-4),
-    # `backbone` is the CLIP image encoder; the text encoder is frozen and receives no gradient
-    paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.01)}),
+    # `backbone` is the CLIP image encoder; the text encoder is frozen and left out of the optimizer.
+    # The state-space decay (A_log) and skip (D) parameters of SS2D are not weight-decayed, as in Mamba.
+    paramwise_cfg=dict(custom_keys={
+        'backbone': dict(lr_mult=0.01),
+        'global_context.A_log': dict(decay_mult=0.0),
+        'global_context.D': dict(decay_mult=0.0),
+    }),
 )
 warmup_iters = 1500
 max_iters = 80000

@@ -10,18 +10,12 @@ from mmseg.models.segmentors import BaseSegmentor, EncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
 
+from ..evaluation import merge_background
 from ..utils.errors import LoGoSegUserError
 from ..utils.vocab import VOCABULARIES, check_vocabulary, load_vocabulary
 from .clip_encoders import PAPER_TEMPLATES, CLIPTextEncoder, build_image_encoder, create_clip
 
 INFERENCE_MODES = ('whole', 'slide', 'slide_global')
-
-
-def merge_background(pred: torch.Tensor, background_index: int | None) -> torch.Tensor:
-    """Prompt classes at or after ``background_index`` count as that one background class (PAS-20b)."""
-    if background_index is None:
-        return pred
-    return pred.clamp(max=background_index)
 
 
 @MODELS.register_module()
@@ -39,12 +33,16 @@ class LoGoSeg(EncoderDecoder):
         test_cfg: ``mode`` is ``'whole'``, ``'slide'`` (MMSeg's logit averaging) or ``'slide_global'``
             (CAT-Seg: sigmoid scores averaged over windows, then with one global view of the whole image);
             slide modes take ``crop_size`` and ``stride``.
+        pretrained: MMSeg's generic backbone-weights argument, which ``mmseg.apis.init_model`` sets to None;
+            LoGoSeg's CLIP weights come from ``clip.pretrained``.
     """
 
     def __init__(self, clip: ConfigType, decode_head: ConfigType, vocabulary: str | Sequence[str] | None = None,
                  prompt_templates: Sequence[str] = PAPER_TEMPLATES, train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None, data_preprocessor: OptConfigType = None,
-                 init_cfg: OptMultiConfig = None):
+                 init_cfg: OptMultiConfig = None, pretrained: str | None = None):
+        if pretrained is not None:
+            raise LoGoSegUserError('LoGoSeg takes its CLIP weights from model.clip.pretrained, not model.pretrained')
         BaseSegmentor.__init__(self, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         clip = dict(clip)
         model_name = clip.pop('model_name')

@@ -1,0 +1,146 @@
+"""Evaluate one checkpoint on the six open-vocabulary benchmarks and write their figures to one JSON file.
+
+    python -m logoseg.tools.evaluate_all configs/logoseg_vitb.py work_dirs/logoseg_vitb/iter_80000.pth \\
+        --out metrics.json [--benchmarks ade150 pc59] [--work-dir DIR] [--skip-missing] [--cfg-options k=v]
+
+Each benchmark runs ``configs/eval/<benchmark>.py`` (the model config with the benchmark's dataset and
+``HallucinationIoUMetric``) in its own mmengine Runner, as ``mim test`` would. Output:
+``{benchmark: {mIoU, aAcc, mAcc, hallucination_rate, hallucinated_classes, num_images}}``, mIoU / aAcc /
+mAcc in percent as MMSeg reports them, the hallucination figures as fractions / counts per image. The file
+is rewritten after every benchmark, so finished ones survive an interrupted run.
+
+Every benchmark's data is checked before the first one runs: a missing one stops with the one-line
+dataset error, or with ``--skip-missing`` is recorded as ``{"missing": "<that error>"}`` and skipped.
+Multi-GPU: ``torchrun --nproc-per-node 4 -m logoseg.tools.evaluate_all ... --launcher pytorch``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import os.path as osp
+from pathlib import Path
+from typing import Optional
+
+from mmengine.config import Config, DictAction
+from mmengine.dist import is_main_process
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+from mmseg.registry import DATASETS
+
+from ..datasets import DatasetNotFoundError
+from ..utils.errors import LoGoSegUserError
+
+BENCHMARKS = ('ade847', 'pc459', 'ade150', 'pc59', 'voc20', 'voc20b')  # the paper's column order
+EVAL_CONFIGS = Path(__file__).resolve().parents[3] / 'configs' / 'eval'
+REPORTED = ('mIoU', 'aAcc', 'mAcc', 'hallucination_rate', 'hallucinated_classes')
+
+
+def load_eval_config(benchmark: str, model_config: str, cfg_options: Optional[dict] = None) -> Config:
+    """``configs/eval/<benchmark>.py`` with ``model_config`` as its model (the LOGOSEG_MODEL variable)."""
+    path = EVAL_CONFIGS / f'{benchmark}.py'
+    if not path.is_file():
+        raise LoGoSegUserError(f'evaluation config {path} not found; run from a LoGoSeg source checkout')
+    if not osp.isfile(model_config):
+        raise LoGoSegUserError(f'model config not found at {model_config}; give a file such as '
+                               'configs/logoseg_vitb.py')
+    previous = os.environ.get('LOGOSEG_MODEL')
+    os.environ['LOGOSEG_MODEL'] = osp.abspath(model_config)  # eval configs resolve it from their own folder
+    try:
+        cfg = Config.fromfile(str(path))
+    finally:
+        if previous is None:
+            del os.environ['LOGOSEG_MODEL']
+        else:
+            os.environ['LOGOSEG_MODEL'] = previous
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def check_data(cfg: Config) -> None:
+    """Build the test dataset once: raises DatasetNotFoundError (one line) when its data is not prepared."""
+    init_default_scope(cfg.get('default_scope', 'mmseg'))  # pipeline names resolve as the Runner's will
+    DATASETS.build(dict(cfg.test_dataloader.dataset, serialize_data=False))  # a check: skip packing the list
+
+
+def run_benchmark(cfg: Config, checkpoint: str, work_dir: str, launcher: str = 'none') -> dict:
+    """Test ``checkpoint`` with the Runner of ``cfg``; returns the reported figures."""
+    cfg.load_from = checkpoint
+    cfg.work_dir = work_dir
+    cfg.launcher = launcher
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    result = {key: round(float(metrics[key]), 4) for key in REPORTED}  # MMSeg's float32 -> plain JSON
+    result['num_images'] = len(runner.test_dataloader.dataset)
+    return result
+
+
+def write_json(results: dict, out: str) -> None:
+    """Write atomically: a reader never sees a half-written file."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f'{out}.tmp'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        json.dump(results, f, indent=2)
+        f.write('\n')
+    os.replace(tmp, out)
+
+
+def evaluate_all(model_config: str, checkpoint: str, out: str, benchmarks: tuple[str, ...] = BENCHMARKS,
+                 work_dir: Optional[str] = None, cfg_options: Optional[dict] = None, skip_missing: bool = False,
+                 launcher: str = 'none') -> dict:
+    """Evaluate ``checkpoint`` on ``benchmarks`` in order; returns (and writes to ``out``) the results.
+
+    Raises:
+        LoGoSegUserError: missing checkpoint or config, or (without ``skip_missing``) a benchmark whose
+            data is not prepared; nothing is evaluated then.
+    """
+    if not osp.isfile(checkpoint):
+        raise LoGoSegUserError(f'checkpoint not found at {checkpoint}; train one (README, Training) or '
+                               'give the path of a downloaded one')
+    work_dir = work_dir or osp.join('work_dirs', 'evaluate_all', Path(model_config).stem)
+    configs, results = {}, {}
+    for benchmark in benchmarks:
+        cfg = load_eval_config(benchmark, model_config, cfg_options)
+        try:
+            check_data(cfg)
+        except DatasetNotFoundError as err:
+            if not skip_missing:
+                raise
+            results[benchmark] = {'missing': str(err)}
+            continue
+        configs[benchmark] = cfg
+    for benchmark, cfg in configs.items():
+        results[benchmark] = run_benchmark(cfg, checkpoint, osp.join(work_dir, benchmark), launcher)
+        if is_main_process():
+            write_json({name: results[name] for name in benchmarks if name in results}, out)
+    if not configs and is_main_process():
+        write_json(results, out)
+    return {name: results[name] for name in benchmarks}
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog='python -m logoseg.tools.evaluate_all',
+                                     description='Evaluate a checkpoint on the six open-vocabulary benchmarks.')
+    parser.add_argument('model_config', help='model config, e.g. configs/logoseg_vitb.py')
+    parser.add_argument('checkpoint', help='checkpoint file (.pth)')
+    parser.add_argument('--out', required=True, help='JSON file for {benchmark: metrics}')
+    parser.add_argument('--benchmarks', nargs='+', choices=BENCHMARKS, default=list(BENCHMARKS),
+                        help='subset to run (default: all six)')
+    parser.add_argument('--work-dir', help='logs per benchmark (default work_dirs/evaluate_all/<config name>)')
+    parser.add_argument('--skip-missing', action='store_true',
+                        help='record benchmarks whose data is not prepared as missing instead of stopping')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='overrides applied to every benchmark config, key=value as in mim test')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    args = parse_args(argv)
+    evaluate_all(args.model_config, args.checkpoint, args.out, tuple(args.benchmarks), args.work_dir,
+                 args.cfg_options, args.skip_missing, args.launcher)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,57 @@
+"""evaluate_all on every benchmark fixture with the untrained smoke model: one JSON, six entries."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from logoseg.tools.evaluate_all import BENCHMARKS, evaluate_all, parse_args
+
+from .conftest import SMOKE, SMOKE_TEST_PIPELINE
+
+KEYS = {'mIoU', 'aAcc', 'mAcc', 'hallucination_rate', 'hallucinated_classes', 'num_images'}
+
+
+def test_writes_json_for_all_six(prepared_root, smoke_checkpoint, tmp_path):
+    out = tmp_path / 'metrics.json'
+    options = {'test_dataloader.dataset.data_root': str(prepared_root),
+               'test_dataloader.dataset.pipeline': SMOKE_TEST_PIPELINE,
+               'visualizer.vis_backends': [dict(type='LocalVisBackend')]}
+    returned = evaluate_all(SMOKE, smoke_checkpoint, str(out), work_dir=str(tmp_path),
+                            cfg_options=options)
+    results = json.loads(out.read_text())
+    assert results == returned
+    assert list(results) == list(BENCHMARKS)
+    for benchmark, metrics in results.items():
+        assert set(metrics) == KEYS, benchmark
+        assert metrics['num_images'] == 3
+        assert 0 <= metrics['mIoU'] <= 100 and 0 <= metrics['aAcc'] <= 100
+        assert 0 <= metrics['hallucination_rate'] <= 1
+        assert metrics['hallucinated_classes'] >= metrics['hallucination_rate']  # count >= 1 where any
+    assert {p.name for p in tmp_path.iterdir() if p.is_dir()} == set(BENCHMARKS)  # a log folder each
+
+
+def test_command_line():
+    args = parse_args(['configs/logoseg_vitl.py', 'ckpt.pth', '--out', 'm.json', '--benchmarks', 'ade150',
+                       'voc20b', '--skip-missing', '--cfg-options', 'test_dataloader.num_workers=0'])
+    assert args.benchmarks == ['ade150', 'voc20b'] and args.skip_missing
+    assert args.cfg_options == {'test_dataloader.num_workers': 0}
+    assert parse_args(['c.py', 'k.pth', '--out', 'm.json']).benchmarks == list(BENCHMARKS)
+
+
+def test_unknown_benchmark_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(['configs/logoseg_smoke.py', 'x.pth', '--out', 'm.json', '--benchmarks', 'ade20k'])
+    assert 'invalid choice' in capsys.readouterr().err
+
+
+def test_cli_missing_data_is_one_line(smoke_checkpoint, tmp_path):
+    """As a user runs it (no pytest scope set up): exit 1 and the one-line dataset error, no traceback."""
+    proc = subprocess.run(
+        [sys.executable, '-m', 'logoseg.tools.evaluate_all', SMOKE, smoke_checkpoint, '--out', 'm.json',
+         '--benchmarks', 'voc20b'], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'logoseg: error: dataset not found at {tmp_path}/prepared/voc20b/val; '
+        'prepare it with `dvc repro prepare_voc20b` (README, Datasets)')
+    assert 'Traceback' not in proc.stderr and not (tmp_path / 'm.json').exists()
