@@ -48,8 +48,8 @@ val_evaluator = dict(type='HallucinationIoUMetric')
 test_evaluator = val_evaluator
 
 optim_wrapper = dict(optimizer=dict(lr=2e-3))
-max_iters = 200
-warmup_iters = 20
+max_iters = 400
+warmup_iters = 40
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=warmup_iters),
     dict(type='CosineAnnealingLR', eta_min=0.0, by_epoch=False, begin=warmup_iters, end=max_iters),

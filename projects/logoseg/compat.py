@@ -136,7 +136,11 @@ def patch_mmcv_ops() -> bool:
                 raise
             for name in [n for n in sys.modules if n == 'mmcv.ops' or n.startswith('mmcv.ops.')]:
                 del sys.modules[name]
+            import warnings
+
             import mmcv
+            # MMSeg warns on every import that mmcv-lite lacks this op; LoGoSeg never uses it
+            warnings.filterwarnings('ignore', message='Fail to import ``MultiScaleDeformableAttention``')
             module = _lite_ops_module()
             sys.modules['mmcv.ops'] = module
             mmcv.ops = module

@@ -1,0 +1,310 @@
+"""What every preparation script shares: CLI, raw-input checks, label lookup tables, atomic and idempotent output.
+
+A script builds a :class:`Plan` (one picklable task per image, the raw files it reads, the settings that shape
+its output) and hands it to :func:`execute`, which
+
+- skips the run when ``<out>/.prepare.json`` records the same digest (input list with file sizes, settings,
+  script source) and the output still holds every file, so a re-run rewrites nothing;
+- otherwise converts every task into a temporary sibling ``.<out name>.tmp-<pid>`` (a process pool when
+  ``workers > 1``) and moves it to ``<out>`` only when all tasks succeeded: an interrupted run never leaves an
+  output that DVC or a later run would take as complete. Temporaries of dead runs are removed by the next run.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import tifffile
+import yaml
+from PIL import Image
+from tqdm import tqdm
+
+from logoseg.utils.errors import LoGoSegUserError
+
+MARKER = '.prepare.json'
+INVALID = -1  # lookup-table entry for raw values the raw format does not define: an error, not a class
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """The prepared label format: dtype, number of classes (values 0..num_classes-1) and the ignore value."""
+
+    dtype: type
+    num_classes: int
+    ignore: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One preparation run.
+
+    Args:
+        name: dataset name (progress bar, marker).
+        raw: raw dataset root; input paths are recorded relative to it.
+        out: final output directory.
+        tasks: one picklable item per image, handed to ``convert(task, root=<directory to write into>)``.
+        convert: module-level function writing the outputs of one task below ``root``.
+        inputs: every raw file the run reads.
+        settings: JSON-serialisable values that shape the output (parameters, id lists).
+        sources: files whose content shapes the output (the scripts, vocabulary files): the "script version".
+    """
+
+    name: str
+    raw: Path
+    out: Path
+    tasks: Sequence[Any]
+    convert: Callable[..., None]
+    inputs: Sequence[Path]
+    settings: dict
+    sources: Sequence[Any]
+
+
+# ---------------------------------------------------------------- command line
+
+def load_params(section: str, path: Path = Path('params.yaml')) -> dict:
+    """``prepare.workers`` and ``prepare.<section>`` of ``params.yaml`` in the working directory (DVC runs
+    stages from the repository root); empty when there is no such file."""
+    if not path.is_file():
+        return {}
+    prepare = (yaml.safe_load(path.read_text(encoding='utf-8')) or {}).get('prepare') or {}
+    params = dict(prepare.get(section) or {})
+    if 'workers' in prepare:
+        params['workers'] = prepare['workers']
+    return params
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
+    return value
+
+
+def make_parser(name: str, doc: str, params: dict) -> argparse.ArgumentParser:
+    """The options every script takes: --raw, --out, --workers (default: prepare.workers of params.yaml)."""
+    parser = argparse.ArgumentParser(prog=f'python -m logoseg.tools.prepare.{name}',
+                                     description=doc.strip().splitlines()[0])
+    parser.add_argument('--raw', type=Path, required=True, help='raw dataset directory (as downloaded)')
+    parser.add_argument('--out', type=Path, required=True, help=f'output directory, e.g. prepared/{name}')
+    parser.add_argument('--workers', type=_positive_int, default=params.get('workers', 1),
+                        help='worker processes (default: prepare.workers of ./params.yaml, else 1)')
+    return parser
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
+               choices: dict[str, Sequence[Any]] | None = None) -> argparse.Namespace:
+    """Parse, then validate values that may come from params.yaml (argparse checks only typed-in values)."""
+    args = parser.parse_args(argv)
+    if not isinstance(args.workers, int) or args.workers < 1:
+        parser.error(f'--workers must be an integer >= 1, got {args.workers!r}')
+    for key, allowed in (choices or {}).items():
+        values = getattr(args, key)
+        if not values or any(v not in allowed for v in values):
+            parser.error(f'--{key} must be one or more of {", ".join(map(str, allowed))}, got {values!r}')
+    return args
+
+
+def run_main(job: Callable[[], Any]) -> int:
+    """Run a script body: a :class:`LoGoSegUserError` becomes ``error: <message>`` on stderr and exit code 2."""
+    try:
+        job()
+    except LoGoSegUserError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    return 0
+
+
+# ---------------------------------------------------------------- raw inputs
+
+def require(path: Path, what: str, source: str) -> Path:
+    """``path`` if it exists, else a one-line error naming it and the official download."""
+    if not path.exists():
+        raise LoGoSegUserError(f'{what} not found: {path} is missing; get it from {source}')
+    return path
+
+
+def list_files(directory: Path, suffix: str, what: str, source: str) -> list[Path]:
+    """The ``*<suffix>`` files of a required, non-empty directory, sorted by name."""
+    require(directory, what, source)
+    files = sorted(p for p in directory.iterdir() if p.name.endswith(suffix) and p.is_file())
+    if not files:
+        raise LoGoSegUserError(f'{what} not found: {directory} holds no *{suffix} files; get them from {source}')
+    return files
+
+
+def check_files(paths: Iterable[Path], what: str, source: str) -> None:
+    """Every path must be an existing file; names the first missing one (listing each directory once)."""
+    listed: dict[Path, set[str]] = {}
+    for path in paths:
+        names = listed.get(path.parent)
+        if names is None:
+            names = listed[path.parent] = set(os.listdir(path.parent)) if path.parent.is_dir() else set()
+        if path.name not in names:
+            raise LoGoSegUserError(f'{what} not found: {path} is missing; get it from {source}')
+
+
+def read_label(path: Path) -> np.ndarray:
+    """(H, W) integer map of a single-channel PNG (greyscale, or palette indices rather than colours)."""
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ('L', 'P', 'I;16', 'I'):
+                raise LoGoSegUserError(f'{path} is a {image.mode} image, not a single-channel label map; '
+                                       're-download it')
+            return np.asarray(image)
+    except OSError as err:  # truncated or not an image at all
+        raise LoGoSegUserError(f'cannot read {path} ({type(err).__name__}); re-download it') from None
+
+
+def remap(raw: np.ndarray, lut: np.ndarray, spec: LabelSpec, path: Any) -> np.ndarray:
+    """``lut[raw]`` cast to ``spec.dtype``: vectorised and exact.
+
+    Raw values outside the table or marked :data:`INVALID` are an error naming the file (a corrupt or wrong
+    download). The mapped values are checked to be class indices or the ignore value.
+    """
+    if raw.size and (raw.min() < 0 or raw.max() >= len(lut)):
+        bad = np.unique(raw[(raw < 0) | (raw >= len(lut))])
+        raise LoGoSegUserError(f'{path}: unexpected label values {bad[:8].tolist()}; re-download it')
+    mapped = lut[raw]
+    invalid = mapped == INVALID
+    if invalid.any():
+        raise LoGoSegUserError(f'{path}: unexpected label values {np.unique(raw[invalid])[:8].tolist()}; '
+                               're-download it')
+    check_label(mapped, spec)
+    return mapped.astype(spec.dtype)
+
+
+def check_label(label: np.ndarray, spec: LabelSpec) -> None:
+    """Every value is a class index (0..num_classes-1) or the ignore value, and fits the output dtype."""
+    valid = ((label >= 0) & (label < spec.num_classes)) | (label == spec.ignore)
+    if not valid.all() or np.iinfo(spec.dtype).max < spec.ignore:
+        raise ValueError(f'label values {np.unique(label[~valid])[:8].tolist()} are neither classes '
+                         f'0..{spec.num_classes - 1} nor ignore {spec.ignore}')
+
+
+def write_png(path: Path, label: np.ndarray) -> None:
+    """uint8 (H, W) label map as a greyscale PNG."""
+    assert label.dtype == np.uint8 and label.ndim == 2
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(label).save(path)  # 2-D uint8 -> mode 'L'
+
+
+def write_tiff(path: Path, label: np.ndarray) -> None:
+    """uint16 (H, W) label map as a deflate-compressed TIFF (PIL, OpenCV and tifffile read it back exactly)."""
+    assert label.dtype == np.uint16 and label.ndim == 2
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tifffile.imwrite(path, label, compression='zlib')
+
+
+# ---------------------------------------------------------------- running a plan
+
+def digest(plan: Plan) -> str:
+    """sha256 of the input list (paths relative to the raw root, sizes), the settings and the sources."""
+    h = hashlib.sha256()
+    sources = [hashlib.sha256(s.read_bytes()).hexdigest() for s in (*plan.sources, Path(__file__))]
+    inputs = [[os.path.relpath(p, plan.raw), os.stat(p).st_size] for p in plan.inputs]
+    h.update(json.dumps({'dataset': plan.name, 'settings': plan.settings, 'sources': sources,
+                         'inputs': inputs}, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _count_files(root: Path) -> int:
+    return sum(len([f for f in files if f != MARKER]) for _, _, files in os.walk(root))
+
+
+def is_complete(out: Path, expected: str) -> bool:
+    """``out`` holds a finished run with this digest and all the files that run wrote."""
+    try:
+        marker = json.loads((out / MARKER).read_text(encoding='utf-8'))
+    except (OSError, ValueError):
+        return False
+    return marker.get('digest') == expected and marker.get('files') == _count_files(out)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale(out: Path) -> None:
+    """Delete temporaries of earlier runs of this output whose process is gone (crashed or killed)."""
+    if not out.parent.is_dir():
+        return
+    for path in out.parent.glob(f'.{out.name}.*-*'):
+        kind, _, pid = path.name[len(out.name) + 2:].partition('-')
+        if kind in ('tmp', 'old') and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _map(fn: Callable[[Any], None], tasks: Sequence[Any], workers: int, desc: str) -> None:
+    with tqdm(total=len(tasks), desc=desc, unit='img', file=sys.stderr) as bar:
+        if workers <= 1 or len(tasks) <= 1:
+            for task in tasks:
+                fn(task)
+                bar.update()
+            return
+        # fork: workers inherit the imported modules instead of importing torch & co. again. A forked child
+        # must not inherit a started OpenCV thread pool (it deadlocks there), so OpenCV runs single-threaded
+        # while the workers exist: one image per process anyway.
+        ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else None)
+        chunk = max(1, min(64, len(tasks) // (workers * 8)))
+        threads = cv2.getNumThreads()
+        cv2.setNumThreads(0)
+        try:
+            with ctx.Pool(workers) as pool:  # leaving the block terminates the workers, also on error
+                for _ in pool.imap_unordered(fn, tasks, chunksize=chunk):
+                    bar.update()
+        finally:
+            cv2.setNumThreads(threads)
+
+
+def execute(plan: Plan, workers: int = 1) -> bool:
+    """Produce ``plan.out`` atomically; returns False when it was already complete (nothing is written)."""
+    if not plan.tasks:
+        raise LoGoSegUserError(f'{plan.name}: no images to prepare in {plan.raw}; check the id list and splits')
+    expected = digest(plan)
+    out = plan.out
+    if out.exists() and not out.is_dir():
+        raise LoGoSegUserError(f'--out {out} is a file; give a directory')
+    if is_complete(out, expected):
+        print(f'{out} is up to date', file=sys.stderr)
+        return False
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise LoGoSegUserError(f'--out {out} exists and was not written by this script (no {MARKER}); '
+                               'remove it or choose another directory')
+    _remove_stale(out)
+    tmp = out.parent / f'.{out.name}.tmp-{os.getpid()}'
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        _map(partial(plan.convert, root=tmp), plan.tasks, workers, plan.name)
+        marker = {'dataset': plan.name, 'digest': expected, 'files': _count_files(tmp)}
+        (tmp / MARKER).write_text(json.dumps(marker, indent=1) + '\n', encoding='utf-8')
+        if out.exists():
+            old = out.parent / f'.{out.name}.old-{os.getpid()}'
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    print(f'{out}: {len(plan.tasks)} images prepared', file=sys.stderr)
+    return True
