@@ -146,3 +146,13 @@ def test_inference_api_loads_the_checkpoint_vocabulary_and_takes_a_new_one(train
     result = inference_model(model, str(REPO / 'tests' / 'data' / 'voc2012_val' / 'JPEGImages' / 'voc_val_1.jpg'))
     assert result.seg_logits.data.shape == (3, 513, 513)
     assert result.pred_sem_seg.data.max() < 3
+
+
+def test_paper_config_without_prepared_data_names_the_dvc_stage(tmp_path):
+    proc = run([sys.executable, str(TRAIN_SCRIPT), str(REPO / 'configs' / 'logoseg_vitb.py'), '--work-dir',
+                str(tmp_path / 'wd'), '--cfg-options', 'model.clip.pretrained=None'], cwd=tmp_path, timeout=300)
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('logoseg: error:')]
+    assert len(errors) == 1
+    assert f'dataset not found at {tmp_path}/prepared/coco_stuff171/train2017' in errors[0]
+    assert 'dvc repro prepare_coco_stuff' in errors[0]

@@ -42,14 +42,14 @@ def test_changed_input_or_lost_output_file_reruns(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ['.prepare.json', 'validation']
 
 
-def fail_on_third(task, root):
-    """Stands in for ade150.convert: converts two images, then crashes."""
+def fail_on_third(task, root, lut, spec):
+    """Stands in for the per-image conversion of A-150: converts two images, then crashes."""
     if task[1].endswith('00000003.png'):
         raise RuntimeError('simulated crash')
-    original_convert(task, root)
+    original_convert(task, root, lut, spec)
 
 
-original_convert = ade150.convert
+original_convert = common.convert_png
 
 
 def test_crash_leaves_no_output_and_next_run_succeeds(tmp_path, monkeypatch):
@@ -58,13 +58,13 @@ def test_crash_leaves_no_output_and_next_run_succeeds(tmp_path, monkeypatch):
     stale = tmp_path / 'prepared' / '.ade150.tmp-999999999'  # a killed run's temporary (no such process)
     (stale / 'validation').mkdir(parents=True)
     (stale / '.prepare.json').write_text('{}')
-    monkeypatch.setattr(ade150, 'convert', fail_on_third)
+    monkeypatch.setattr(common, 'convert_png', fail_on_third)
     with pytest.raises(RuntimeError, match='simulated crash'):
         ade150.prepare(raw, out, splits=['validation'])
     assert not out.exists()
     assert sorted(p.name for p in out.parent.iterdir()) == []  # own temporary removed, stale one cleaned up
 
-    monkeypatch.setattr(ade150, 'convert', original_convert)
+    monkeypatch.setattr(common, 'convert_png', original_convert)
     assert ade150.prepare(raw, out, splits=['validation']) is True
     assert len(list((out / 'validation').iterdir())) == 3
     assert sorted(p.name for p in out.parent.iterdir()) == ['ade150']
@@ -75,7 +75,7 @@ def test_crash_keeps_the_previous_complete_output(tmp_path, monkeypatch):
     out = tmp_path / 'out'
     ade150.prepare(raw, out, splits=['validation'])
     before = tree(out)
-    monkeypatch.setattr(ade150, 'convert', fail_on_third)
+    monkeypatch.setattr(common, 'convert_png', fail_on_third)
     with pytest.raises(RuntimeError):
         ade150.prepare(raw, out)  # both splits: a different output
     assert tree(out) == before

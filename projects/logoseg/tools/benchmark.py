@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing as mp
 import resource
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import torch
 
@@ -42,9 +44,10 @@ def _time(fn, device: torch.device, repeats: int, warmup: int = 1) -> float:
 
 
 def _peak_memory_mb(device: torch.device) -> float:
+    """Peak CUDA allocation, or on CPU the peak RSS of this process (each config runs in its own process)."""
     if device.type == 'cuda':
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS (Linux: KiB)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def benchmark_config(path: str, device: torch.device, num_classes: int, repeats: int) -> dict:
@@ -105,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda but torch sees no GPU')
 
-    rows = [benchmark_config(path, device, args.classes, args.repeats) for path in args.configs]
+    rows = []
+    for path in args.configs:
+        # a fresh process per config: CPU peak RSS is a per-process high-water mark
+        with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context('spawn')) as pool:
+            rows.append(pool.submit(benchmark_config, path, device, args.classes, args.repeats).result())
     print(f'device: {torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}, '
           f'threads: {torch.get_num_threads()}, batch 1, N = {args.classes}')
     print(f'{"config":34s} {"input":>8s} {"params M":>9s} {"train M":>8s} {"fwd ms":>9s} {"CLIP ms":>9s} '

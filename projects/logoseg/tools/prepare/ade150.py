@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (INVALID, LabelSpec, Plan, check_files, execute, list_files, load_params, make_parser, parse_args,
-                     read_label, remap, run_main, write_png)
+from .common import (INVALID, LabelSpec, Plan, execute, load_params, make_parser, parse_args, run_main,
+                     split_folders_plan)
 
 SOURCE = ('ADEChallengeData2016.zip, http://data.csail.mit.edu/places/ADEchallenge/ADEChallengeData2016.zip '
           '(https://ade20k.csail.mit.edu/), unzipped into data/')
@@ -25,20 +25,8 @@ LUT[0] = 255
 LUT[1:151] = np.arange(150)
 
 
-def convert(task: tuple[str, str], root: Path) -> None:
-    """task = (raw annotation path, output path relative to root)."""
-    src, dst = task
-    write_png(root / dst, remap(read_label(Path(src)), LUT, LABELS, src))
-
-
 def build_plan(raw: Path, out: Path, splits: Sequence[str] = SPLITS) -> Plan:
-    tasks, inputs = [], []
-    for split in splits:
-        labels = list_files(raw / 'annotations' / split, '.png', f'A-150 {split} annotations', SOURCE)
-        check_files((raw / 'images' / split / f'{p.stem}.jpg' for p in labels), f'A-150 {split} image', SOURCE)
-        tasks += [(str(p), f'{split}/{p.name}') for p in labels]
-        inputs += labels
-    return Plan('ade150', raw, out, tasks, convert, inputs, {'splits': list(splits)}, [Path(__file__)])
+    return split_folders_plan('ade150', raw, out, splits, 'A-150', SOURCE, LUT, LABELS, Path(__file__))
 
 
 def prepare(raw: Path, out: Path, workers: int = 1, splits: Sequence[str] = SPLITS) -> bool:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (LabelSpec, Plan, check_files, execute, list_files, load_params, make_parser, parse_args,
-                     read_label, remap, run_main, write_png)
+from .common import (LabelSpec, Plan, execute, load_params, make_parser, parse_args, run_main,
+                     split_folders_plan)
 
 SOURCE = ('COCO-Stuff (https://github.com/nightrome/cocostuff): images train2017.zip/val2017.zip from '
           'http://images.cocodataset.org/zips/ into data/cocostuff/images/, stuffthingmaps_trainval2017.zip from '
@@ -31,20 +31,8 @@ LUT = np.full(256, 255, np.int32)
 LUT[USED] = np.arange(len(USED))
 
 
-def convert(task: tuple[str, str], root: Path) -> None:
-    """task = (raw stuffthingmap path, output path relative to root)."""
-    src, dst = task
-    write_png(root / dst, remap(read_label(Path(src)), LUT, LABELS, src))
-
-
 def build_plan(raw: Path, out: Path, splits: Sequence[str] = SPLITS) -> Plan:
-    tasks, inputs = [], []
-    for split in splits:
-        labels = list_files(raw / 'annotations' / split, '.png', f'COCO-Stuff {split} stuffthingmaps', SOURCE)
-        check_files((raw / 'images' / split / f'{p.stem}.jpg' for p in labels), f'COCO {split} image', SOURCE)
-        tasks += [(str(p), f'{split}/{p.name}') for p in labels]
-        inputs += labels
-    return Plan('coco_stuff171', raw, out, tasks, convert, inputs, {'splits': list(splits)}, [Path(__file__)])
+    return split_folders_plan('coco_stuff171', raw, out, splits, 'COCO-Stuff', SOURCE, LUT, LABELS, Path(__file__))
 
 
 def prepare(raw: Path, out: Path, workers: int = 1, splits: Sequence[str] = SPLITS) -> bool:

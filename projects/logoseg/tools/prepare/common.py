@@ -207,6 +207,26 @@ def write_tiff(path: Path, label: np.ndarray) -> None:
     tifffile.imwrite(path, label, compression='zlib')
 
 
+def convert_png(task: tuple[str, str], root: Path, lut: np.ndarray, spec: LabelSpec) -> None:
+    """Remap one raw label PNG through ``lut`` into a PNG below ``root``; task = (raw path, output path)."""
+    src, dst = task
+    write_png(root / dst, remap(read_label(Path(src)), lut, spec, src))
+
+
+def split_folders_plan(name: str, raw: Path, out: Path, splits: Sequence[str], what: str, source: str,
+                       lut: np.ndarray, spec: LabelSpec, script: Path) -> Plan:
+    """Plan for a raw layout ``annotations/<split>/<id>.png`` beside ``images/<split>/<id>.jpg``, remapped
+    through ``lut`` to ``<out>/<split>/<id>.png``."""
+    tasks, inputs = [], []
+    for split in splits:
+        labels = list_files(raw / 'annotations' / split, '.png', f'{what} {split} annotations', source)
+        check_files((raw / 'images' / split / f'{p.stem}.jpg' for p in labels), f'{what} {split} image', source)
+        tasks += [(str(p), f'{split}/{p.name}') for p in labels]
+        inputs += labels
+    return Plan(name, raw, out, tasks, partial(convert_png, lut=lut, spec=spec), inputs,
+                {'splits': list(splits)}, [script])
+
+
 # ---------------------------------------------------------------- running a plan
 
 def digest(plan: Plan) -> str:
