@@ -8,8 +8,8 @@ from .conftest import REPO
 
 PAPER = {
     # config: (CLIP model, crop, image-encoder parameters in millions (approx.))
-    'logoseg_vitb.py': ('ViT-B-16', 384, 86),
-    'logoseg_vitl.py': ('ViT-L-14', 336, 304),
+    'logoseg_vitb.py': ('ViT-B-16-quickgelu', 384, 86),
+    'logoseg_vitl.py': ('ViT-L-14-quickgelu', 336, 304),
     'logoseg_convnext_b.py': ('convnext_base_w_320', 640, 88),
     'logoseg_convnext_l.py': ('convnext_large_d_320', 640, 200),
 }

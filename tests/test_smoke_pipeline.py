@@ -133,7 +133,7 @@ def test_paper_config_without_weights_stops_with_one_line(tmp_path):
     assert proc.returncode != 0
     assert 'Traceback' not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith('logoseg: error:')]
-    assert len(errors) == 1 and 'ViT-B-16/openai' in errors[0] and 'model.clip.pretrained' in errors[0]
+    assert len(errors) == 1 and 'ViT-B-16-quickgelu/openai' in errors[0] and 'model.clip.pretrained' in errors[0]
 
 
 def test_inference_api_loads_the_checkpoint_vocabulary_and_takes_a_new_one(trained):

@@ -84,6 +84,15 @@ def test_text_encoder_prompts_first_synonym_with_every_template(tiny_vit):
     assert torch.allclose(emb[1, 1], direct[0], atol=1e-6)
 
 
+def test_text_embeddings_are_cached_in_full_precision_under_autocast(tiny_vit):
+    encoder = CLIPTextEncoder(tiny_vit, open_clip.get_tokenizer('LoGoSeg-Tiny-ViT'))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        first = encoder(['cat', 'dog'])
+    assert first.dtype == torch.float32
+    fresh = CLIPTextEncoder(tiny_vit, open_clip.get_tokenizer('LoGoSeg-Tiny-ViT'))(['cat', 'dog'])
+    assert torch.allclose(first, fresh, atol=1e-6)
+
+
 def test_text_embeddings_are_cached_per_vocabulary_and_invalidated_by_new_weights(tiny_vit, monkeypatch):
     encoder = CLIPTextEncoder(tiny_vit, open_clip.get_tokenizer('LoGoSeg-Tiny-ViT'))
     calls = []
@@ -131,13 +140,25 @@ def test_uncached_tag_offline_fails_fast_without_network(monkeypatch):
     monkeypatch.setattr(clip_encoders, '_cached_weights', lambda cfg, cache_dir: None)
     start = time.monotonic()
     with pytest.raises(LoGoSegUserError, match='not cached and huggingface.co is unreachable') as err:
-        create_clip('ViT-B-16', pretrained='openai')
+        create_clip('ViT-B-16-quickgelu', pretrained='openai')
     assert time.monotonic() - start < 5 and 'model.clip.pretrained' in str(err.value)
 
 
 def test_cached_tag_is_passed_to_open_clip(monkeypatch):
     monkeypatch.setattr(clip_encoders, '_cached_weights', lambda cfg, cache_dir: '/cache/open_clip_model.bin')
-    assert resolve_pretrained('ViT-B-16', 'openai') == 'openai'
+    assert resolve_pretrained('ViT-B-16-quickgelu', 'openai') == 'openai'
+    assert resolve_pretrained('convnext_base_w_320', 'laion_aesthetic_s13b_b82k_augreg') == \
+        'laion_aesthetic_s13b_b82k_augreg'
+
+
+def test_openai_weights_require_the_quickgelu_architecture(monkeypatch):
+    monkeypatch.setattr(clip_encoders, '_cached_weights', lambda cfg, cache_dir: '/cache/open_clip_model.bin')
+    for model_name in ('ViT-B-16', 'ViT-L-14'):
+        with pytest.raises(LoGoSegUserError, match=f'use model_name={model_name}-quickgelu'):
+            resolve_pretrained(model_name, 'openai')
+    torch.manual_seed(0)
+    activation = open_clip.create_model('ViT-B-16-quickgelu').visual.transformer.resblocks[0].mlp.gelu
+    assert type(activation).__name__ == 'QuickGELU'
 
 
 def test_real_offline_probe_answers_within_its_timeout():

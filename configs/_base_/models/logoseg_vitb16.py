@@ -1,4 +1,5 @@
 # LoGoSeg with OpenAI CLIP ViT-B/16 (paper sec 2; defaults are the "Full" rows of Tables 2-4).
+# OpenAI's CLIP uses QuickGELU: the `-quickgelu` open_clip architecture matches its weights.
 crop_size = (384, 384)
 data_preprocessor = dict(
     type='SegDataPreProcessor',
@@ -13,7 +14,7 @@ data_preprocessor = dict(
 model = dict(
     type='LoGoSeg',
     data_preprocessor=data_preprocessor,
-    clip=dict(model_name='ViT-B-16', pretrained='openai', mid_layer=5, guidance_layers=(7, 3)),
+    clip=dict(model_name='ViT-B-16-quickgelu', pretrained='openai', mid_layer=5, guidance_layers=(7, 3)),
     prompt_templates=('A photo of a {} in the scene', ),
     decode_head=dict(
         type='LoGoSegHead',

@@ -86,13 +86,17 @@ def resolve_pretrained(model_name: str, pretrained: str | None, cache_dir: str |
         raise LoGoSegUserError(f'unknown pretrained tag {pretrained!r} for {model_name}; valid tags: '
                                f'{", ".join(tags) or "none"} (or a local checkpoint path)')
     cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
+    if cfg.get('quick_gelu') and not open_clip.get_model_config(model_name).get('quick_gelu'):
+        # open_clip only warns; GELU in place of QuickGELU silently corrupts every (frozen) text embedding
+        raise LoGoSegUserError(f'the {pretrained} weights of {model_name} were trained with QuickGELU; '
+                               f'use model_name={model_name}-quickgelu')
     if _cached_weights(cfg, cache_dir) is not None:
         return pretrained
     offline = os.environ.get('HF_HUB_OFFLINE', '0') not in ('', '0') or not _host_reachable(_HUB_HOST)
     if offline:
         raise LoGoSegUserError(
             f'CLIP weights {model_name}/{pretrained} are not cached and {_HUB_HOST} is unreachable; '
-            f'download them once on a connected machine (python -c "import open_clip; '
+            f'download them once on a connected machine (python -c "import logoseg, open_clip; '
             f"open_clip.create_model('{model_name}', pretrained='{pretrained}')\") and copy the Hugging Face "
             'cache, or set model.clip.pretrained=/path/to/open_clip_model.safetensors')
     return pretrained
@@ -272,7 +276,9 @@ class CLIPTextEncoder(nn.Module):
         key = (names, device)
         if key not in self._cache:
             tokens = self.tokenizer(self.prompts(names)).to(device)
-            chunks = [self.clip.encode_text(tokens[i:i + self.batch_size], normalize=True)
-                      for i in range(0, len(tokens), self.batch_size)]
+            # full precision whatever the caller's autocast: the cache outlives a mixed-precision step
+            with torch.autocast(device.type, enabled=False):
+                chunks = [self.clip.encode_text(tokens[i:i + self.batch_size], normalize=True).float()
+                          for i in range(0, len(tokens), self.batch_size)]
             self._cache[key] = torch.cat(chunks).reshape(len(names), len(self.templates), -1)
         return self._cache[key]

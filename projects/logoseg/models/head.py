@@ -95,7 +95,9 @@ class LoGoSegHead(BaseModule):
         else:
             fused = self.plain_fusion(torch.cat([feats, guidance], dim=1))
             queries = self.queries.expand(visual.shape[0], -1, -1)
-        logits = self.decoder(fused, queries, inputs['guidance'], t_hat)
+        # the classifier reads the plain class centres: T_hat's per-image scale (the prior) would change the
+        # class directions from image to image; the prior reaches the logits through the shift below
+        logits = self.decoder(fused, queries, inputs['guidance'], text.mean(dim=1).expand(len(visual), -1, -1))
         if self.prior_on_logits:
             shift = self.prior.lam * self.prior_logit_scale * standardize_over_classes(prior)
             logits = logits + shift[..., None, None]

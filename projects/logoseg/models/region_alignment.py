@@ -195,7 +195,9 @@ class PriorGuidedRegionAlignment(nn.Module):
     def forward(self, visual: Tensor, t_hat: Tensor) -> tuple[Tensor, Tensor]:
         """visual V (B, C, h, w), t_hat (B, N, C) -> (G (B, D, h, w), A (B, K, N))."""
         h, w = visual.shape[-2:]
-        assignment = region_assignment(h, w, self.region_grid, device=visual.device, dtype=visual.dtype)
+        # a map smaller than the grid (a small image at inference) gets one region per cell
+        grid = min(self.region_grid, h, w)
+        assignment = region_assignment(h, w, grid, device=visual.device, dtype=visual.dtype)
         similarity, g_region = self.text_guidance(region_means(visual, assignment), t_hat)
         g_image = self.visual_guidance(visual, assignment)
         guidance = self.integration(g_image, g_region, similarity, assignment, (h, w))

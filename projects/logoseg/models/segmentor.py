@@ -6,6 +6,7 @@ from typing import Sequence
 import open_clip
 import torch
 import torch.nn.functional as F
+from mmengine.config import ConfigDict
 from mmseg.models.segmentors import BaseSegmentor, EncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
@@ -31,8 +32,8 @@ class LoGoSeg(EncoderDecoder):
             runs through mmengine take it from the dataset's metainfo instead (``VocabularyHook``).
         prompt_templates: P templates per class.
         test_cfg: ``mode`` is ``'whole'``, ``'slide'`` (MMSeg's logit averaging) or ``'slide_global'``
-            (CAT-Seg: sigmoid scores averaged over windows, then with one global view of the whole image);
-            slide modes take ``crop_size`` and ``stride``.
+            (CAT-Seg: sigmoid scores averaged over windows, then with one global view of the whole image;
+            ``seg_logits`` then holds these scores); slide modes take ``crop_size`` and ``stride``.
         pretrained: MMSeg's generic backbone-weights argument, which ``mmseg.apis.init_model`` sets to None;
             LoGoSeg's CLIP weights come from ``clip.pretrained``.
     """
@@ -60,7 +61,7 @@ class LoGoSeg(EncoderDecoder):
             guidance_channels=self.backbone.guidance_channels))
         self.align_corners = self.decode_head.align_corners
         self.train_cfg = train_cfg
-        self.test_cfg = test_cfg if test_cfg is not None else dict(mode='whole')
+        self.test_cfg = ConfigDict(test_cfg if test_cfg is not None else dict(mode='whole'))
         mode = self.test_cfg.get('mode', 'whole')
         if mode not in INFERENCE_MODES:
             raise LoGoSegUserError(f'unknown test_cfg.mode {mode!r}; use one of {", ".join(INFERENCE_MODES)}')
@@ -112,7 +113,8 @@ class LoGoSeg(EncoderDecoder):
         return self.whole_inference(inputs, batch_img_metas)
 
     def slide_global_inference(self, inputs: torch.Tensor, batch_img_metas: list[dict]) -> torch.Tensor:
-        """CAT-Seg's test protocol; returns logits (the logit of the averaged probabilities)."""
+        """CAT-Seg's test protocol. Returns the averaged sigmoid scores, not logits: a logit of them would
+        clamp near 1 and tie confident classes."""
         h_stride, w_stride = self.test_cfg['stride']
         h_crop, w_crop = self.test_cfg['crop_size']
         batch, _, h_img, w_img = inputs.shape
@@ -134,12 +136,15 @@ class LoGoSeg(EncoderDecoder):
         metas = [dict(meta, img_shape=view.shape[2:]) for meta in batch_img_metas]
         global_probs = F.interpolate(self.encode_decode(view, metas).sigmoid(), size=(h_img, w_img),
                                      mode='bilinear', align_corners=False)
-        return torch.logit((probs + global_probs) / 2, eps=1e-6)
+        return (probs + global_probs) / 2
 
     def postprocess_result(self, seg_logits: torch.Tensor, data_samples: SampleList | None = None) -> SampleList:
         """Eq 12 (drop the padding, bilinear resize to the original image; done by MMSeg's EncoderDecoder)
         followed by the background merge of benchmarks such as PAS-20b."""
         data_samples = super().postprocess_result(seg_logits, data_samples)
+        if seg_logits.shape[1] == 1:  # MMSeg would threshold a binary mask; one class means every pixel is it
+            for sample in data_samples:
+                sample.pred_sem_seg.data = torch.zeros_like(sample.pred_sem_seg.data, dtype=torch.long)
         if self.background_index is not None:
             for sample in data_samples:
                 sample.pred_sem_seg.data = merge_background(sample.pred_sem_seg.data, self.background_index)

@@ -9,6 +9,7 @@ mamba-ssm cannot be imported on machines without CUDA, so its import is guarded 
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Callable
 
 import torch
@@ -73,6 +74,9 @@ def selective_scan(
         return selective_scan_torch(u, delta, A, B, C, D, delta_bias, delta_softplus)
     kernel, why = _load_cuda_kernel()
     if backend == 'auto' and (kernel is None or not u.is_cuda):
+        if u.is_cuda:  # a GPU run on the slow path deserves a word (Python shows it once per call site)
+            warnings.warn(f'selective scan on CUDA tensors uses the PyTorch scan: the mamba_ssm kernel does not '
+                          f'import ({why}); {_INSTALL_HINT}', stacklevel=2)
         return selective_scan_torch(u, delta, A, B, C, D, delta_bias, delta_softplus)
     if kernel is None:
         raise LoGoSegUserError(f"selective-scan backend 'cuda' needs mamba_ssm's CUDA kernel, which does not "
