@@ -40,7 +40,7 @@ def test_default_model_is_vitb(benchmark, monkeypatch):
     monkeypatch.delenv('LOGOSEG_MODEL', raising=False)
     cfg = load(CONFIGS / 'eval' / f'{benchmark}.py')
     dataset_type, ignore = EVAL[benchmark]
-    assert cfg.model.clip.model_name == 'ViT-B-16'
+    assert cfg.model.clip.model_name == 'ViT-B-16-quickgelu'
     assert cfg.model.test_cfg.mode == 'slide_global'
     assert cfg.test_dataloader.batch_size == 1
     assert cfg.test_dataloader.dataset.to_dict() == dict(type=dataset_type, pipeline=CAT_SEG_PIPELINE)
