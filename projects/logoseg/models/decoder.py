@@ -39,13 +39,13 @@ class GuidedDecoder(nn.Module):
 
     The correlation tensor F_1 (B, D, T, h, w) is X_fused modulated by each query (channel-wise product).
     Two guided stages decode every query map to 4x resolution; a 1x1 conv over the T query maps gives one
-    pixel embedding Z (B, E, 4h, 4w); class n scores ``scale * cos(Z, W_e T_hat_n) + bias``, so the number
+    pixel embedding Z (B, E, 4h, 4w); class n scores ``scale * cos(Z, W_e Tbar_n) + bias``, so the number
     of classes N is whatever the current vocabulary has.
 
     Args:
         dim: D, channels of X_fused and of the queries.
         num_queries: T.
-        clip_dim: C, channels of the class embeddings T_hat.
+        clip_dim: C, channels of the class embeddings (the prompt centres Tbar).
         guidance_channels: channels of (S_1, S_2).
         channels: output channels of the two stages; the last is the embedding size E.
     """
