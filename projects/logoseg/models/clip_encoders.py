@@ -271,10 +271,10 @@ class CLIPTextEncoder(nn.Module):
 
     @torch.no_grad()
     def forward(self, class_names: Sequence[str]) -> torch.Tensor:
-        names = check_vocabulary(class_names)
         device = next(self.clip.parameters()).device
-        key = (names, device)
-        if key not in self._cache:
+        key = (tuple(class_names), device)
+        if key not in self._cache:  # validated and encoded once per vocabulary, not on every forward
+            names = check_vocabulary(class_names)
             tokens = self.tokenizer(self.prompts(names)).to(device)
             # full precision whatever the caller's autocast: the cache outlives a mixed-precision step
             with torch.autocast(device.type, enabled=False):
