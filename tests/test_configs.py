@@ -30,6 +30,9 @@ def test_paper_configs_build_their_model(name):
     encoder = sum(p.numel() for p in model.backbone.parameters()) / 1e6
     assert encoder == pytest.approx(encoder_millions, rel=0.25)
     assert not any(p.requires_grad for p in model.text_encoder.parameters())
+    # CAT-Seg's test protocol: ViTs score 384 windows (stride 256) + a global view, each at the encoder's input
+    vit_test = dict(mode='slide_global', crop_size=(384, 384), stride=(256, 256), input_size=(crop, crop))
+    assert model.test_cfg == (dict(mode='whole') if 'convnext' in name else vit_test)
     head = model.decode_head
     assert head.use_object_prior and hasattr(head, 'alignment') and hasattr(head, 'fusion')
     assert len(head.fusion.layers) == 2

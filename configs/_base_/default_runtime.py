@@ -19,4 +19,4 @@ log_level = 'INFO'
 load_from = None
 resume = False
 randomness = dict(seed=0)
-custom_hooks = [dict(type='VocabularyHook')]
+custom_hooks = [dict(type='VocabularyHook'), dict(type='EncoderLrHook')]

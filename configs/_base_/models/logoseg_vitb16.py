@@ -38,5 +38,7 @@ model = dict(
         ignore_index=255,
     ),
     train_cfg=dict(),
-    test_cfg=dict(mode='slide_global', crop_size=crop_size, stride=(256, 256)),
+    # CAT-Seg's test protocol: on the 640x640 test image, 384x384 windows with stride 256 (2 x 2) plus one global
+    # view, each resized to the image encoder's input (its training crop) before the forward
+    test_cfg=dict(mode='slide_global', crop_size=(384, 384), stride=(256, 256), input_size=crop_size),
 )

@@ -1,4 +1,4 @@
-from .hooks import VocabularyHook
+from .hooks import EncoderLrHook, VocabularyHook
 from .optim import FrozenAwareOptimWrapperConstructor
 
-__all__ = ['FrozenAwareOptimWrapperConstructor', 'VocabularyHook']
+__all__ = ['EncoderLrHook', 'FrozenAwareOptimWrapperConstructor', 'VocabularyHook']

@@ -37,3 +37,25 @@ class VocabularyHook(Hook):
 
     def before_test_epoch(self, runner) -> None:
         self._apply(runner, runner.test_dataloader)
+
+
+@HOOKS.register_module()
+class EncoderLrHook(Hook):
+    """Log the image encoder's learning rate as ``encoder_lr``, next to mmengine's ``lr`` (the head's).
+
+    The name ends in ``lr`` so that mmengine's log processor prints it as a learning rate.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        optimizer = getattr(runner.optim_wrapper, 'optimizer', None)
+        backbone = getattr(model, 'backbone', None)
+        if optimizer is None or backbone is None:
+            return
+        trainable = {id(p) for p in backbone.parameters() if p.requires_grad}
+        for group in optimizer.param_groups:
+            if any(id(p) in trainable for p in group['params']):
+                runner.message_hub.update_scalar('train/encoder_lr', group['lr'])
+                return

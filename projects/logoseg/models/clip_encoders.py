@@ -7,6 +7,7 @@ The image encoder returns, for an image batch (B, 3, H0, W0):
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -108,7 +109,20 @@ def create_clip(model_name: str, pretrained: str | None = None, cache_dir: str |
         raise LoGoSegUserError(f'unknown CLIP model {model_name!r}; open_clip knows e.g. ViT-B-16, ViT-L-14, '
                                'convnext_base_w_320, convnext_large_d_320')
     weights = resolve_pretrained(model_name, pretrained, cache_dir)
-    return open_clip.create_model(model_name, pretrained=weights, cache_dir=cache_dir)
+    if weights is not None:
+        return open_clip.create_model(model_name, pretrained=weights, cache_dir=cache_dir)
+    # pretrained=None is asked for (tests, smoke runs, or a checkpoint loaded right after, as in mim test and
+    # mmseg.apis.init_model): open_clip's root-logger warning "initialized randomly" would be noise or false
+    root = logging.getLogger()
+    root.addFilter(_drop_random_init_warning)
+    try:
+        return open_clip.create_model(model_name, pretrained=None, cache_dir=cache_dir)
+    finally:
+        root.removeFilter(_drop_random_init_warning)
+
+
+def _drop_random_init_warning(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith('No pretrained weights loaded')
 
 
 class CLIPImageEncoder(nn.Module):

@@ -10,9 +10,14 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
 
+from ..utils.errors import LoGoSegUserError
+from ..utils.options import check_bool, check_int, check_keys, check_positive, check_registered, parameter_names
 from .decoder import GuidedDecoder
 from .fusion import ContextualCrossModalFusion
 from .region_alignment import ObjectPrior, PriorGuidedRegionAlignment
+from .ss2d import SS2D
+
+WHERE = 'model.decode_head'
 
 
 def standardize_over_classes(prior: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -35,13 +40,18 @@ class LoGoSegHead(BaseModule):
         tau, beta: sharpness of the softmax over regions (eq 4) and over classes (eq 7).
         prior_lambda: lambda of the object prior: a float in [0, 1] or ``'learnable'``.
         use_object_prior: OP of Table 2; off means lambda = 0 and no prior on the logits.
-        prior_on_logits: the prior also shifts each class's logits by lambda * kappa * zscore(p).
+        prior_on_logits: the prior also shifts each class's logits by lambda * kappa * zscore(p) (no kappa is
+            built when lambda is fixed at 0: its gradient would be 0).
         use_region_alignment: RA of Table 2; off gives per-pixel guidance G = Conv1x1(V).
         use_fusion: CCF of Table 2; off gives X_fused = Conv1x1([F_mid || G]) and unattended queries.
         use_dir_attn, use_global_context: DA and GC of Table 3.
         fusion_depth: stacked fusion layers (Table 3).
         loss_decode: the loss config (eq 13).
         ignore_index: label value excluded from the loss.
+
+    Raises:
+        LoGoSegUserError: an option out of range or an unknown key in ``loss_decode`` / ``ss2d_cfg``, in one
+            line naming the option (as ``model.decode_head.<option>``), its value and what is allowed.
     """
 
     def __init__(self, clip_dim: int, mid_channels: int, guidance_channels: Sequence[int],
@@ -53,11 +63,12 @@ class LoGoSegHead(BaseModule):
                  loss_decode: ConfigType = dict(type='MaskedBCELoss'), ignore_index: int = 255,
                  align_corners: bool = False, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
+        self._check_options(locals())
         self.ignore_index = ignore_index
         self.align_corners = align_corners
         self.threshold = 0.5  # MMSeg binarises single-class outputs with sigmoid(logit) > threshold
         self.use_object_prior = use_object_prior
-        self.prior_on_logits = use_object_prior and prior_on_logits
+        self.prior_on_logits = use_object_prior and prior_on_logits and prior_lambda != 0
         self.prior = ObjectPrior(prior_lambda if use_object_prior else 0.0)
         if self.prior_on_logits:
             self.prior_logit_scale = nn.Parameter(torch.ones(()))  # kappa
@@ -77,6 +88,39 @@ class LoGoSegHead(BaseModule):
             self.queries = nn.Parameter(torch.randn(num_queries, guidance_dim) * 0.02)
         self.decoder = GuidedDecoder(guidance_dim, num_queries, clip_dim, guidance_channels, decoder_channels)
         self.loss_decode = MODELS.build(loss_decode)
+
+    @staticmethod
+    def _check_options(options: dict) -> None:
+        """Every option the config sets, checked before any layer is built."""
+        for name in ('use_object_prior', 'prior_on_logits', 'use_region_alignment', 'use_fusion', 'use_dir_attn',
+                     'use_global_context', 'align_corners'):
+            check_bool(f'{WHERE}.{name}', options[name])
+        lam = options['prior_lambda']
+        if not (lam == 'learnable' or isinstance(lam, (int, float)) and not isinstance(lam, bool) and 0 <= lam <= 1):
+            raise LoGoSegUserError(f"{WHERE}.prior_lambda={lam!r}: use a number in [0, 1] or 'learnable'")
+        for name in ('guidance_dim', 'num_queries', 'region_grid', 'num_heads'):
+            check_int(f'{WHERE}.{name}', options[name])
+        check_int(f'{WHERE}.fusion_depth', options['fusion_depth'], 1, 3, ' (the depths of paper Table 3)')
+        check_positive(f'{WHERE}.tau', options['tau'])
+        check_positive(f'{WHERE}.beta', options['beta'])
+        check_int(f'{WHERE}.ignore_index', options['ignore_index'], minimum=0)
+        channels = options['decoder_channels']
+        if not (isinstance(channels, (list, tuple)) and len(channels) == 2
+                and all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in channels)):
+            raise LoGoSegUserError(f'{WHERE}.decoder_channels={channels!r}: use two positive integers, one per '
+                                   'decoder stage, e.g. (64, 32)')
+        dim, heads = options['guidance_dim'], options['num_heads']
+        if options['use_fusion'] and dim % heads:
+            raise LoGoSegUserError(f'{WHERE}.num_heads={heads}: must divide guidance_dim={dim}')
+        if options['use_fusion'] and options['use_dir_attn'] and dim % 2:
+            raise LoGoSegUserError(f'{WHERE}.guidance_dim={dim}: directional attention splits it into halves; '
+                                   'use an even number')
+        ss2d_cfg = options['ss2d_cfg']
+        if ss2d_cfg is not None:
+            if not isinstance(ss2d_cfg, dict):
+                raise LoGoSegUserError(f'{WHERE}.ss2d_cfg={ss2d_cfg!r}: use a dict of SS2D options')
+            check_keys(ss2d_cfg, parameter_names(SS2D) - {'dim'}, f'{WHERE}.ss2d_cfg')
+        check_registered(options['loss_decode'], MODELS, f'{WHERE}.loss_decode')
 
     def forward(self, inputs: dict) -> torch.Tensor:
         """``inputs``: visual V (B, C, h, w), mid, guidance [S_1, S_2], text T (N, P, C) -> (B, N, 4h, 4w)."""

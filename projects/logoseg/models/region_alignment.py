@@ -124,13 +124,16 @@ class RegionVisualGuidance(nn.Module):
     """Region-level visual guidance: attention pooling of the visual tokens inside each region.
 
     A Linear-GELU-Linear MLP scores each token; a softmax restricted to the tokens of a region gives its
-    pooling weights; the pooled (B, K, C) embedding is projected C -> D to match g_region.
+    pooling weights; the pooled (B, K, C) embedding is projected C -> D to match g_region. The last Linear has
+    no bias: a constant added to every score of a region leaves its softmax unchanged (the bias would get a
+    zero gradient).
     """
 
     def __init__(self, clip_dim: int, guidance_dim: int, hidden_dim: int | None = None) -> None:
         super().__init__()
         hidden_dim = hidden_dim or guidance_dim
-        self.score = nn.Sequential(nn.Linear(clip_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, 1))
+        self.score = nn.Sequential(nn.Linear(clip_dim, hidden_dim), nn.GELU(),
+                                   nn.Linear(hidden_dim, 1, bias=False))
         self.proj = nn.Linear(clip_dim, guidance_dim)
 
     def pooling_weights(self, visual: Tensor, assignment: Tensor) -> Tensor:
@@ -195,7 +198,8 @@ class PriorGuidedRegionAlignment(nn.Module):
     def forward(self, visual: Tensor, t_hat: Tensor) -> tuple[Tensor, Tensor]:
         """visual V (B, C, h, w), t_hat (B, N, C) -> (G (B, D, h, w), A (B, K, N))."""
         h, w = visual.shape[-2:]
-        # a map smaller than the grid (a small image at inference) gets one region per cell
+        # a map with fewer than r rows or columns (a small image at inference) gets the largest grid it can
+        # partition: min(r, h, w) x min(r, h, w) regions
         grid = min(self.region_grid, h, w)
         assignment = region_assignment(h, w, grid, device=visual.device, dtype=visual.dtype)
         similarity, g_region = self.text_guidance(region_means(visual, assignment), t_hat)

@@ -1,0 +1,128 @@
+"""Every option of LoGoSeg's model config is checked when the model is built: one line naming the option."""
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mmseg.registry import MODELS
+
+from logoseg.utils.errors import LoGoSegUserError
+
+from ..conftest import REPO, SMOKE_CONFIG
+
+MIM = str(Path(sys.executable).with_name('mim'))
+
+
+def build_error(smoke_cfg, edit) -> str:
+    """The message of building the smoke model after ``edit(cfg)``; fails unless it is one line."""
+    cfg = copy.deepcopy(smoke_cfg.model.to_dict())
+    edit(cfg)
+    with pytest.raises(LoGoSegUserError) as err:
+        MODELS.build(cfg)  # through the registry, as mim train / mim test / init_model build it
+    message = str(err.value)
+    assert '\n' not in message
+    return message
+
+
+def head(**options):
+    return lambda cfg: cfg['decode_head'].update(options)
+
+
+def test_typo_in_a_head_option_names_it_and_the_closest_option(smoke_cfg):
+    message = build_error(smoke_cfg, head(prior_lamda=0.5))
+    assert message.startswith('unknown option model.decode_head.prior_lamda=0.5 (did you mean prior_lambda?);')
+    assert 'fusion_depth' in message and 'clip_dim' not in message  # lists what may be set, not what is filled
+
+
+@pytest.mark.parametrize('edit, expected', [
+    (lambda cfg: cfg['test_cfg'].update(strid=(32, 32)), 'unknown option model.test_cfg.strid=(32, 32) '
+                                                         '(did you mean stride?)'),
+    (lambda cfg: cfg['clip'].update(pretraind='openai'), 'unknown option model.clip.pretraind'),
+    (lambda cfg: cfg.update(vocabulry='ade150'), 'unknown option model.vocabulry'),
+    (lambda cfg: cfg['decode_head']['loss_decode'].update(normalise='valid_pixels'),
+     'unknown option model.decode_head.loss_decode.normalise'),
+    (lambda cfg: cfg['decode_head']['ss2d_cfg'].update(d_sate=4), 'unknown option model.decode_head.ss2d_cfg.d_sate'),
+    (lambda cfg: cfg['data_preprocessor'].update(mena=[0, 0, 0]), 'unknown option model.data_preprocessor.mena'),
+    (lambda cfg: cfg.update(train_cfg=dict(sampler=None)), 'unknown option model.train_cfg.sampler'),
+    (head(clip_dim=64), 'model.decode_head.clip_dim=64: LoGoSeg sets clip_dim itself'),
+    (head(type='LoGoSegHeed'), "model.decode_head.type='LoGoSegHeed' is not a registered model"),
+    (lambda cfg: cfg['clip'].pop('mid_layer'), 'model.clip.mid_layer is missing'),
+])
+def test_unknown_or_misplaced_keys_anywhere_in_the_model_config(smoke_cfg, edit, expected):
+    assert expected in build_error(smoke_cfg, edit)
+
+
+@pytest.mark.parametrize('option, value, allowed', [
+    ('prior_lambda', 2, "a number in [0, 1] or 'learnable'"),
+    ('prior_lambda', -0.1, "a number in [0, 1] or 'learnable'"),
+    ('prior_lambda', float('nan'), "a number in [0, 1] or 'learnable'"),
+    ('prior_lambda', 'adaptive', "a number in [0, 1] or 'learnable'"),
+    ('prior_lambda', True, "a number in [0, 1] or 'learnable'"),
+    ('fusion_depth', 0, 'an integer from 1 to 3'),
+    ('fusion_depth', 4, 'an integer from 1 to 3'),
+    ('region_grid', 0, 'an integer >= 1'),
+    ('num_queries', 0, 'an integer >= 1'),
+    ('num_queries', 2.5, 'an integer >= 1'),
+    ('tau', 0, 'a finite number > 0'),
+    ('beta', -1.0, 'a finite number > 0'),
+    ('num_heads', 3, 'must divide guidance_dim=32'),
+    ('guidance_dim', 31, 'use an even number'),
+    ('decoder_channels', (16,), 'two positive integers'),
+    ('use_fusion', 'yes', 'True or False'),
+    ('ss2d_cfg', 4, 'a dict of SS2D options'),
+])
+def test_out_of_range_head_values(smoke_cfg, option, value, allowed):
+    extra = dict(num_heads=1) if option == 'guidance_dim' else {}
+    message = build_error(smoke_cfg, head(**{option: value}, **extra))
+    assert message.startswith(f'model.decode_head.{option}={value!r}: ') and allowed in message
+
+
+@pytest.mark.parametrize('test_cfg, expected', [
+    (dict(mode='sliding'), "model.test_cfg.mode='sliding': use one of 'whole', 'slide', 'slide_global'"),
+    (dict(mode='slide_global', crop_size=(64, 64)), 'model.test_cfg.stride is missing'),
+    (dict(mode='slide', crop_size=(0, 64), stride=(32, 32)), 'model.test_cfg.crop_size=(0, 64): use a pair'),
+    (dict(mode='slide', crop_size=(64, 64), stride='32'), "model.test_cfg.stride='32': use a pair"),
+    (dict(mode='slide_global', crop_size=(64, 64), stride=(96, 96)),
+     'model.test_cfg.stride=(96, 96): larger than crop_size=(64, 64)'),
+    (dict(mode='slide_global', crop_size=(64, 64), stride=(32, 32), input_size=(60, 60)),
+     "model.test_cfg.input_size=(60, 60): use multiples of the image encoder's 8-pixel patch"),
+])
+def test_bad_test_cfg(smoke_cfg, test_cfg, expected):
+    assert expected in build_error(smoke_cfg, lambda cfg: cfg.update(test_cfg=test_cfg))
+
+
+def test_good_test_cfg_sizes_are_normalised(build_tiny_model):
+    model = build_tiny_model(test_cfg=dict(mode='slide_global', crop_size=64, stride=[32, 32], input_size=(48, 48)))
+    assert model.test_cfg.crop_size == (64, 64) and model.test_cfg.stride == (32, 32)
+    # window keys stay accepted in whole mode: `--cfg-options model.test_cfg.mode=whole` must work on ViT configs
+    build_tiny_model(test_cfg=dict(mode='whole', crop_size=(64, 64), stride=(32, 32)))
+
+
+def test_a_single_prompt_template_string_is_one_template(build_tiny_model):
+    model = build_tiny_model(prompt_templates='a photo of a {}.')
+    assert model.text_encoder.templates == ('a photo of a {}.',)
+
+
+def _run_mim(args, cwd):
+    env = dict(os.environ, PYTHONPATH=str(REPO / 'projects'))
+    return subprocess.run([MIM, *args], cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('command, option', [
+    (['train', 'mmseg', str(SMOKE_CONFIG)], 'model.decode_head.prior_lamda=0.5'),
+    (['test', 'mmseg', str(SMOKE_CONFIG), '--checkpoint', 'never_read.pth'], 'model.test_cfg.strid=2'),
+])
+def test_mim_train_and_test_print_one_line(tmp_path, command, option):
+    proc = _run_mim([*command, '--work-dir', str(tmp_path / 'run'), '--cfg-options', option], cwd=tmp_path)
+    assert proc.returncode != 0
+    lines = proc.stderr.splitlines()
+    errors = [i for i, line in enumerate(lines) if line.startswith('logoseg: error: ')]
+    assert len(errors) == 1 and f'unknown option {option}' in lines[errors[0]], proc.stderr[-2000:]
+    # the training/test script prints no traceback; mim 0.3.9 itself then raises CalledProcessError on any
+    # failing script, which the project cannot change
+    tracebacks = [i for i, line in enumerate(lines) if line.startswith('Traceback')]
+    assert all(i > errors[0] for i in tracebacks) and len(tracebacks) <= 1, proc.stderr[-2000:]
+    assert not tracebacks or lines[-1].startswith('subprocess.CalledProcessError')
