@@ -7,8 +7,8 @@ import sys
 class LoGoSegUserError(RuntimeError):
     """A problem with the user's input or environment; the message names it and says how to fix it.
 
-    Takes exactly one message argument: mmengine's registry re-raises build errors as
-    ``type(err)(prefixed_message)``.
+    Takes exactly one message argument: older mmengine registries re-raise build errors as
+    ``type(err)(prefixed_message)``; 0.10 passes them through unchanged (``tests/models/test_options.py``).
     """
 
 
