@@ -49,6 +49,15 @@ def test_typo_in_a_head_option_names_it_and_the_closest_option(smoke_cfg):
     (head(clip_dim=64), 'model.decode_head.clip_dim=64: LoGoSeg sets clip_dim itself'),
     (head(type='LoGoSegHeed'), "model.decode_head.type='LoGoSegHeed' is not a registered model"),
     (lambda cfg: cfg['clip'].pop('mid_layer'), 'model.clip.mid_layer is missing'),
+    (lambda cfg: cfg['clip'].update(mid_layer=4), 'model.clip.mid_layer=4: CLIP layer 4 out of range; this image '
+                                                   'encoder has 4 blocks, 0 to 3'),
+    (lambda cfg: cfg['clip'].update(guidance_layers=2), 'model.clip.guidance_layers=2: needs two entries'),
+    (head(ss2d_cfg=dict(d_state=0)), 'model.decode_head.ss2d_cfg.d_state=0: use an integer >= 1'),
+    (head(ss2d_cfg=dict(d_conv=2)), 'model.decode_head.ss2d_cfg.d_conv=2: use an odd kernel size'),
+    (head(ss2d_cfg=dict(expand=0.01)), 'model.decode_head.ss2d_cfg.expand=0.01: leaves no inner channel'),
+    (head(ss2d_cfg=dict(dt_rank='full')), "model.decode_head.ss2d_cfg.dt_rank='full': use an integer >= 1 or 'auto'"),
+    (head(ss2d_cfg=dict(scan_backend='triton')), "model.decode_head.ss2d_cfg.scan_backend='triton': use one of"),
+    (head(loss_decode=dict(type='MaskedBCELoss', normalize='mean')), "model.decode_head.loss_decode.normalize='mean': use one of"),
 ])
 def test_unknown_or_misplaced_keys_anywhere_in_the_model_config(smoke_cfg, edit, expected):
     assert expected in build_error(smoke_cfg, edit)

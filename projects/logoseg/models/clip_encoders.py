@@ -125,6 +125,15 @@ def _drop_random_init_warning(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith('No pretrained weights loaded')
 
 
+def _check_layers(mid_layer: int, guidance_layers: Sequence[int], count: int, unit: str) -> None:
+    for name, layers in (('mid_layer', [mid_layer]), ('guidance_layers', list(guidance_layers))):
+        for layer in layers:
+            if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < count:
+                value = mid_layer if name == 'mid_layer' else tuple(guidance_layers)
+                raise LoGoSegUserError(f'model.clip.{name}={value!r}: CLIP layer {layer!r} out of range; this '
+                                       f'image encoder has {count} {unit}, 0 to {count - 1}')
+
+
 class CLIPImageEncoder(nn.Module):
     """What the head needs to know of a dense image encoder; ``forward`` returns visual/mid/guidance."""
 
@@ -146,9 +155,7 @@ class ViTImageEncoder(CLIPImageEncoder):
     def __init__(self, visual: nn.Module, mid_layer: int, guidance_layers: Sequence[int]):
         super().__init__()
         depth = len(visual.transformer.resblocks)
-        for layer in (mid_layer, *guidance_layers):
-            if not 0 <= layer < depth:
-                raise LoGoSegUserError(f'CLIP layer {layer} out of range: this ViT has {depth} blocks (0-based)')
+        _check_layers(mid_layer, guidance_layers, depth, 'blocks')
         self.visual = visual
         self.mid_layer = mid_layer
         self.guidance_layers = tuple(guidance_layers)
@@ -207,9 +214,7 @@ class ConvNeXtImageEncoder(CLIPImageEncoder):
     def __init__(self, visual: nn.Module, mid_layer: int, guidance_layers: Sequence[int]):
         super().__init__()
         stages = visual.trunk.stages
-        for layer in (mid_layer, *guidance_layers):
-            if not 0 <= layer < len(stages):
-                raise LoGoSegUserError(f'ConvNeXt stage {layer} out of range: {len(stages)} stages (0-based)')
+        _check_layers(mid_layer, guidance_layers, len(stages), 'stages')
         self.visual = visual
         self.mid_layer = mid_layer
         self.guidance_layers = tuple(guidance_layers)
@@ -238,8 +243,8 @@ class ConvNeXtImageEncoder(CLIPImageEncoder):
 
 def build_image_encoder(visual: nn.Module, mid_layer: int, guidance_layers: Sequence[int]) -> CLIPImageEncoder:
     """Pick the dense wrapper for an open_clip image tower."""
-    if len(guidance_layers) != 2:
-        raise LoGoSegUserError(f'guidance_layers needs two entries (S_1, S_2), got {list(guidance_layers)}')
+    if not isinstance(guidance_layers, (list, tuple)) or len(guidance_layers) != 2:
+        raise LoGoSegUserError(f'model.clip.guidance_layers={guidance_layers!r}: needs two entries (S_1, S_2)')
     if hasattr(visual, 'transformer') and hasattr(visual, 'conv1'):
         return ViTImageEncoder(visual, mid_layer, guidance_layers)
     if hasattr(visual, 'trunk') and hasattr(visual.trunk, 'stages'):

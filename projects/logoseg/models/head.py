@@ -11,10 +11,12 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
 
 from ..utils.errors import LoGoSegUserError
-from ..utils.options import check_bool, check_int, check_keys, check_positive, check_registered, parameter_names
+from ..utils.options import (check_bool, check_choice, check_int, check_keys, check_positive, check_registered,
+                             parameter_names)
 from .decoder import GuidedDecoder
 from .fusion import ContextualCrossModalFusion
 from .region_alignment import ObjectPrior, PriorGuidedRegionAlignment
+from .selective_scan import BACKENDS
 from .ss2d import SS2D
 
 WHERE = 'model.decode_head'
@@ -120,6 +122,19 @@ class LoGoSegHead(BaseModule):
             if not isinstance(ss2d_cfg, dict):
                 raise LoGoSegUserError(f'{WHERE}.ss2d_cfg={ss2d_cfg!r}: use a dict of SS2D options')
             check_keys(ss2d_cfg, parameter_names(SS2D) - {'dim'}, f'{WHERE}.ss2d_cfg')
+            for name in ('d_state', 'd_conv'):
+                if name in ss2d_cfg:
+                    check_int(f'{WHERE}.ss2d_cfg.{name}', ss2d_cfg[name])
+            if ss2d_cfg.get('d_conv', 1) % 2 == 0:
+                raise LoGoSegUserError(f'{WHERE}.ss2d_cfg.d_conv={ss2d_cfg["d_conv"]}: use an odd kernel size, '
+                                       'which keeps the map size')
+            if 'expand' in ss2d_cfg and check_positive(f'{WHERE}.ss2d_cfg.expand', ss2d_cfg['expand']) * dim < 1:
+                raise LoGoSegUserError(f'{WHERE}.ss2d_cfg.expand={ss2d_cfg["expand"]}: leaves no inner channel '
+                                       f'at guidance_dim={dim}')
+            if ss2d_cfg.get('dt_rank', 'auto') != 'auto':
+                check_int(f'{WHERE}.ss2d_cfg.dt_rank', ss2d_cfg['dt_rank'], why=" or 'auto'")
+            if 'scan_backend' in ss2d_cfg:
+                check_choice(f'{WHERE}.ss2d_cfg.scan_backend', ss2d_cfg['scan_backend'], BACKENDS)
         check_registered(options['loss_decode'], MODELS, f'{WHERE}.loss_decode')
 
     def forward(self, inputs: dict) -> torch.Tensor:

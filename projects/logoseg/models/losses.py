@@ -26,7 +26,8 @@ class MaskedBCELoss(nn.Module):
     def __init__(self, normalize: str = 'valid_pixels', loss_weight: float = 1.0, loss_name: str = 'loss_bce'):
         super().__init__()
         if normalize not in NORMALIZATIONS:
-            raise LoGoSegUserError(f'unknown loss normalize={normalize!r}; use one of {", ".join(NORMALIZATIONS)}')
+            raise LoGoSegUserError(f'model.decode_head.loss_decode.normalize={normalize!r}: use one of '
+                                   f'{", ".join(map(repr, NORMALIZATIONS))}')
         self.normalize = normalize
         self.loss_weight = loss_weight
         self._loss_name = loss_name
