@@ -141,7 +141,8 @@ def set_schedule(cfg: Config, max_iters: int) -> None:
     cfg.train_cfg.max_iters = max_iters
     cfg.train_cfg.val_interval = min(cfg.train_cfg.get('val_interval', max_iters), max_iters)
     checkpoint = cfg.default_hooks.checkpoint
-    checkpoint.interval = min(checkpoint.get('interval', max_iters), max_iters)
+    # at least one checkpoint half-way, so that an interrupted training has something to resume from
+    checkpoint.interval = min(checkpoint.get('interval', max_iters), max(max_iters // 2, 1))
     schedulers = cfg.param_scheduler if isinstance(cfg.param_scheduler, list) else [cfg.param_scheduler]
     schedulers[-1]['end'] = max_iters
 
