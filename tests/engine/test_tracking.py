@@ -123,6 +123,7 @@ def test_backend_opens_a_named_run_and_leaves_it_failed_when_the_process_dies(st
         from logoseg.engine.tracking import TrackedMLflowVisBackend
         backend = TrackedMLflowVisBackend(save_dir={str(tmp_path / "ts" / "vis_data")!r})
         cfg = Config.fromfile({str(REPO / "configs" / "logoseg_smoke.py")!r})
+        cfg.work_dir = {str(tmp_path / "ts")!r}
         backend.add_config(cfg)
         backend.add_scalars({{'train/loss': 1.5, 'train/lr': 0.1, 'val/mIoU': 40.0, 'note': 'text'}}, step=3)
         raise RuntimeError('validation crashed')
@@ -137,6 +138,8 @@ def test_backend_opens_a_named_run_and_leaves_it_failed_when_the_process_dies(st
     assert found.info.run_name.startswith('logoseg_smoke-')
     assert set(found.data.metrics) == {'loss', 'lr', 'val/mIoU'}
     assert found.data.params['config'] == 'configs/logoseg_smoke.py'
+    # the work dir says the run is not complete, whatever checkpoints it holds
+    assert (tmp_path / 'ts' / 'INCOMPLETE').read_text().startswith('FAILED: RuntimeError: validation crashed')
 
 
 def test_tracking_uri_is_an_absolute_sqlite_store_at_the_real_repository(monkeypatch):

@@ -108,16 +108,20 @@ class TrackedRun:
         run_id: reopen this run (resumed training, evaluation after training) instead of creating one.
         experiment: MLflow experiment name.
         uri: tracking URI (default: :func:`tracking_uri`).
+        marker: a file written when the run ends in any other state than FINISHED (and removed when it
+            finishes), so that a work dir holding checkpoints of a failed run does not look complete.
     """
 
     def __init__(self, name: Optional[str] = None, tags: Optional[Mapping[str, str]] = None,
-                 run_id: Optional[str] = None, experiment: str = EXPERIMENT, uri: Optional[str] = None):
+                 run_id: Optional[str] = None, experiment: str = EXPERIMENT, uri: Optional[str] = None,
+                 marker: Optional[Path] = None):
         from mlflow import MlflowClient
         self.client = MlflowClient(tracking_uri(uri))
         self.name = name
         self.tags = {key: str(value) for key, value in (tags or {}).items()}
         self.experiment = experiment
         self.run_id = run_id
+        self.marker = marker
         self._ended = True
         self._pending = 'FAILED'
         self._previous_env: Optional[str] = None
@@ -155,6 +159,11 @@ class TrackedRun:
         if error:
             self.client.set_tag(self.run_id, 'error', error[:5000])
         self.client.set_terminated(self.run_id, status)
+        if self.marker is not None and status == 'FINISHED':
+            self.marker.unlink(missing_ok=True)
+        elif self.marker is not None and self.marker.parent.is_dir():
+            reason = error or self.client.get_run(self.run_id).data.tags.get('error', '')
+            self.marker.write_text(f'{status}: {reason}\nnot a complete run (MLflow run {self.run_id})\n')
         if self._previous_env is None:
             os.environ.pop('MLFLOW_RUN_ID', None)
         else:
@@ -300,6 +309,8 @@ class TrackedMLflowVisBackend(MLflowVisBackend):
     @force_init_env
     def add_config(self, config, **kwargs) -> None:
         self.cfg = config
+        if self._owned and config.get('work_dir'):
+            self._run.marker = Path(config.work_dir) / 'INCOMPLETE'
         if self._owned and not self._run_name and config.filename:
             self._run.client.set_tag(self._run.run_id, 'mlflow.runName',
                                      f'{Path(config.filename).stem}-{time.strftime("%Y%m%d-%H%M%S")}')

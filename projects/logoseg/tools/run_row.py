@@ -39,12 +39,12 @@ def data_version(row: Row) -> str:
     return json.loads(row.data_manifest.read_text())['version']
 
 
-def open_run(row: Row, run_id: Optional[str] = None) -> TrackedRun:
+def open_run(row: Row, run_id: Optional[str] = None, marker: Optional[Path] = None) -> TrackedRun:
     tags = row.tags()
     tags['data_version'] = data_version(row)
     if os.environ.get('DVC_EXP_NAME'):
         tags['dvc_exp'] = os.environ['DVC_EXP_NAME']
-    run = TrackedRun(row.key, tags, run_id=run_id)
+    run = TrackedRun(row.key, tags, run_id=run_id, marker=marker)
     mark_stale_runs(run.client, EXPERIMENT, dict(row=row.key, profile=row.profile))
     if run_id is not None:
         try:
@@ -94,7 +94,7 @@ def train(row: Row, launcher: str = 'none') -> None:
 
     run = None
     if launcher == 'none':
-        run = open_run(row, state.get('run_id') if resume else None).start()
+        run = open_run(row, state.get('run_id') if resume else None, row.work_dir / 'INCOMPLETE').start()
         row.work_dir.mkdir(parents=True, exist_ok=True)
         write_json(dict(run_id=run.run_id, fingerprint=fingerprint), state_file)
     try:
@@ -110,9 +110,6 @@ def train(row: Row, launcher: str = 'none') -> None:
         if run is not None:
             status = exit_status(exc)
             run.finish(status, None if status == 'KILLED' else one_line(exc))
-            # a person looking at the work dir sees why its checkpoints are not a finished training
-            (row.work_dir / 'INCOMPLETE').write_text(
-                f'{status}: {one_line(exc)}\nnot a finished training: `dvc repro train@{row.key}` resumes it\n')
         raise
     # the run stays open for the evaluation stage; end it as a finished training until then
     run.finish('FINISHED')
@@ -120,7 +117,7 @@ def train(row: Row, launcher: str = 'none') -> None:
 
 def _train_distributed(row: Row, gpus: int, fingerprint: str, run_id: Optional[str]) -> None:
     """Run the training under torchrun (mmengine's ``pytorch`` launcher); this process owns the MLflow run."""
-    with open_run(row, run_id) as run:
+    with open_run(row, run_id, row.work_dir / 'INCOMPLETE') as run:
         row.work_dir.mkdir(parents=True, exist_ok=True)
         write_json(dict(run_id=run.run_id, fingerprint=fingerprint), row.work_dir / 'run.json')
         command = [sys.executable, '-m', 'torch.distributed.run', f'--nproc-per-node={gpus}',
@@ -134,7 +131,6 @@ def _train_distributed(row: Row, gpus: int, fingerprint: str, run_id: Optional[s
 
 
 def _finish_training(row: Row, fingerprint: str, run_id: str) -> None:
-    (row.work_dir / 'INCOMPLETE').unlink(missing_ok=True)
     last = (row.work_dir / 'last_checkpoint').read_text().strip()
     final = row.work_dir / 'final.pth'
     shutil.copyfile(last, final.with_suffix('.tmp'))
