@@ -25,18 +25,13 @@ def stages() -> dict:
 
 def test_one_stage_per_dataset_with_script_params_data_version_and_output():
     params = yaml.safe_load((REPO / 'params.yaml').read_text())
-    prepare_stages = {k: v for k, v in stages().items() if k.startswith('prepare_')}
-    assert sorted(prepare_stages) == sorted(f'prepare_{name}' for name in DATASETS)
     for name in DATASETS:
-        stage = prepare_stages[f'prepare_{name}']
+        stage = stages()[f'prepare_{name}']
         assert stage['cmd'].startswith(f'python -m logoseg.tools.prepare.{name} --raw data/')
         assert stage['cmd'].endswith(f'--out {OUTS[name]}')
         deps = stage['deps']
         assert {f'projects/logoseg/tools/prepare/{name}.py', 'projects/logoseg/tools/prepare/common.py'} <= set(deps)
         assert all((REPO / d).is_file() for d in deps)
-        # no dependency on data/ or below: that would put data.dvc's data-source stage upstream, and
-        # `dvc repro` would commit whatever data/ holds into data.dvc
-        assert not any(d == 'data' or d.startswith('data/') for d in deps)
         assert {'data_version.yaml': ['outs.0.md5']} in stage['params']
         assert stage['outs'] == [{OUTS[name]: {'persist': True}}]
         assert 'prepare.workers' in stage['params']
@@ -44,6 +39,11 @@ def test_one_stage_per_dataset_with_script_params_data_version_and_output():
             node = params
             for part in key.split('.'):
                 node = node[part]
+    # no stage at all depends on data/ or below: that would put data.dvc's data-source stage upstream, and
+    # `dvc repro` would commit whatever data/ holds (an empty or partial download) into data.dvc
+    for key, stage in stages().items():
+        deps = stage.get('deps') or stage.get('do', {}).get('deps') or []
+        assert not any(d == 'data' or d.startswith('data/') for d in deps), key
     # the recorded data version, read through a link because DVC refuses a .dvc file as a dependency
     assert os.readlink(REPO / 'data_version.yaml') == 'data.dvc'
     assert yaml.safe_load((REPO / 'data.dvc').read_text())['outs'][0]['path'] == 'data'
@@ -98,12 +98,14 @@ def test_dvc_never_rewrites_data_dvc_and_names_the_fix(tmp_path):
 
     # empty data/ (it used to become the recorded version: nfiles 1 -> 0)
     (work / 'data').mkdir()
-    every = dvc(['repro'], work)  # stops at the first stage that runs
-    assert every.returncode != 0 and (work / 'data.dvc').read_bytes() == recorded
-    lines = our_lines(every)
-    assert len(lines) == 1 and ' is missing; get it from ' in lines[0], lines
-    assert 'http' in lines[0] and '`dvc pull data.dvc`' in lines[0]
-    assert not (work / 'prepared').exists() or not any((work / 'prepared').iterdir())
+    assert dvc(['repro'], work).returncode != 0  # stops at the first stage that lacks its data
+    assert (work / 'data.dvc').read_bytes() == recorded
+    lines = our_lines(dvc(['repro', 'prepare_ade150'], work))
+    assert len(lines) == 1 and 'data/ADEChallengeData2016/annotations/validation is missing' in lines[0], lines
+    assert 'http://data.csail.mit.edu/places/ADEchallenge/ADEChallengeData2016.zip' in lines[0]
+    assert '`dvc pull data.dvc`' in lines[0]
+    assert not (work / 'prepared' / 'ade150').exists()
+    assert (work / 'data.dvc').read_bytes() == recorded
 
     # partial data/ (PASCAL VOC only): its stage runs, nothing is recorded
     raw = make_voc2012(work / 'data')
