@@ -32,7 +32,7 @@ def test_one_stage_per_dataset_with_script_params_data_version_and_output():
         deps = stage['deps']
         assert {f'projects/logoseg/tools/prepare/{name}.py', 'projects/logoseg/tools/prepare/common.py'} <= set(deps)
         assert all((REPO / d).is_file() for d in deps)
-        assert {'data_version.yaml': ['outs.0.md5']} in stage['params']
+        assert {'experiments/data_version.yaml': ['outs.0.md5']} in stage['params']
         assert stage['outs'] == [{OUTS[name]: {'persist': True}}]
         assert 'prepare.workers' in stage['params']
         for key in (k for k in stage['params'] if isinstance(k, str)):  # every tracked parameter exists
@@ -45,7 +45,7 @@ def test_one_stage_per_dataset_with_script_params_data_version_and_output():
         deps = stage.get('deps') or stage.get('do', {}).get('deps') or []
         assert not any(d == 'data' or d.startswith('data/') for d in deps), key
     # the recorded data version, read through a link because DVC refuses a .dvc file as a dependency
-    assert os.readlink(REPO / 'data_version.yaml') == 'data.dvc'
+    assert os.readlink(REPO / 'experiments/data_version.yaml') == 'data.dvc'
     assert yaml.safe_load((REPO / 'data.dvc').read_text())['outs'][0]['path'] == 'data'
 
 
@@ -125,4 +125,4 @@ def test_dvc_never_rewrites_data_dvc_and_names_the_fix(tmp_path):
     assert dvc(['add', 'data'], work).returncode == 0
     assert yaml.safe_load((work / 'data.dvc').read_text())['outs'][0]['nfiles'] == 7
     status = dvc(['status', 'prepare_voc20'], work)
-    assert 'data_version.yaml' in status.stdout and 'outs.0.md5' in status.stdout
+    assert 'experiments/data_version.yaml' in status.stdout and 'outs.0.md5' in status.stdout
