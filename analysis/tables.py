@@ -1,13 +1,14 @@
 """Tables 1-5 of the paper regenerated from the MLflow runs: our mIoU, the paper's, and the difference.
 
-    python analysis/tables.py [--tracking-uri URI] [--profile smoke|paper] [--out DIR] [--no-log]
+    python analysis/tables.py [--tracking-uri URI] [--profile smoke|paper] [--out DIR] [--metrics FILE] [--no-log]
 
 Per table row: the latest FINISHED run of the profile that carries the row's label in its ``tableN`` tag
 (analysis/runs.py). The paper's rows, columns and order come from experiments/paper_results.csv (``source``:
 ``paper`` = LoGoSeg's rows, ``literature`` = other methods, shown with the paper's numbers only). A row with
 no run stays empty with the note ``missing``. Writes into DIR: ``tableN.{md,tex,csv}``, ``tableN.png`` (ours
-vs paper), ``table4_heatmap.png`` and ``summary.json``; then logs them to MLflow as a run named ``tables``
-(tag ``kind=tables``) in the grid's experiment.
+vs paper), ``table4_heatmap.png`` and ``summary.json`` (also to FILE: a DVC stage's metrics file cannot lie
+inside its output folder); then logs them to MLflow as a run named ``tables`` (tag ``kind=tables``) in the
+grid's experiment.
 """
 from __future__ import annotations
 
@@ -85,27 +86,9 @@ def summarize(table: pd.DataFrame) -> dict:
             'mean_abs_diff': round(float(diffs.mean()), 4) if len(diffs) else None}
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--tracking-uri', default=default_tracking_uri(),
-                        help='MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<repo>/mlflow.db)')
-    parser.add_argument('--profile', default=default_profile(),
-                        help="runs of this profile (default: params.yaml's `profile`, else smoke)")
-    parser.add_argument('--out', type=Path, help='output folder (default: results/<profile>/tables)')
-    parser.add_argument('--no-log', action='store_true', help='do not log the written files to MLflow')
-    args = parser.parse_args(argv)
-    out = args.out or REPO / 'results' / args.profile / 'tables'
-
-    mlflow.set_tracking_uri(args.tracking_uri)
-    paper = pd.read_csv(PAPER, dtype={'row': str})
-    runs = finished_runs(args.profile)
-    if runs.empty:
-        print(f'tables: no FINISHED {args.profile!r} runs in experiment {EXPERIMENT!r} at {args.tracking_uri}; '
-              'every row is missing', file=sys.stderr)
-    # write everything into a sibling folder, then swap it in: never a half-written table set under `out`
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent))
-    summary = {'profile': args.profile}
+def regenerate(paper: pd.DataFrame, runs: pd.DataFrame, profile: str, folder: Path) -> dict:
+    """Write every table and figure into ``folder``; returns the summary (also written as summary.json)."""
+    summary = {'profile': profile}
     for name in TABLES:
         rows = paper[paper['table'] == name]
         ours = table_runs(runs, name)
@@ -113,15 +96,47 @@ def main(argv: list[str] | None = None) -> None:
         if len(unknown):
             print(f'tables: {name}: runs {", ".join(ours.loc[unknown, "run"].astype(str))} carry labels not in '
                   f'the paper ({", ".join(map(repr, unknown))}); see experiments/rows.yaml', file=sys.stderr)
-        table = build(rows, ours, args.profile)
-        write(table, name, tmp)
-        ours_vs_paper(table, f'{TITLES[name]} ({args.profile})', tmp / f'{name}.png')
+        table = build(rows, ours, profile)
+        write(table, name, folder)
+        ours_vs_paper(table, f'{TITLES[name]} ({profile})', folder / f'{name}.png')
         if name == 'table4':
-            table4_heatmap(table, tmp / 'table4_heatmap.png')
+            table4_heatmap(table, folder / 'table4_heatmap.png')
         summary[name] = summarize(table)
-    (tmp / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    (folder / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--tracking-uri', default=default_tracking_uri(),
+                        help='MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<repo>/mlflow.db)')
+    parser.add_argument('--profile', default=default_profile(),
+                        help="runs of this profile (default: params.yaml's `profile`, else smoke)")
+    parser.add_argument('--out', type=Path, help='output folder (default: results/<profile>/tables)')
+    parser.add_argument('--metrics', type=Path, help='also write summary.json here (for `dvc metrics`)')
+    parser.add_argument('--no-log', action='store_true', help='do not log the written files to MLflow')
+    args = parser.parse_args(argv)
+    out = args.out or REPO / 'results' / args.profile / 'tables'
+
+    mlflow.set_tracking_uri(args.tracking_uri)
+    runs = finished_runs(args.profile)
+    if runs.empty:
+        print(f'tables: no FINISHED {args.profile!r} runs in experiment {EXPERIMENT!r} at {args.tracking_uri}; '
+              'every row is missing', file=sys.stderr)
+    # everything goes into a sibling folder swapped in at the end: never a half-written table set under `out`
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent))
+    try:
+        summary = regenerate(pd.read_csv(PAPER, dtype={'row': str}), runs, args.profile, tmp)
+        if args.metrics:
+            args.metrics.parent.mkdir(parents=True, exist_ok=True)
+            partial = args.metrics.with_name(f'.{args.metrics.name}.tmp')
+            shutil.copyfile(tmp / 'summary.json', partial)
+            partial.replace(args.metrics)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     print(f'tables: wrote {out}')
     for name in TABLES:
         print(f'  {name}: {summary[name]["found"]}/{summary[name]["rows"]} rows have a run')

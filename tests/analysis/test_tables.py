@@ -23,7 +23,8 @@ def written(seeded_store, tmp_path_factory):
     out = tmp / 'out'
     out.mkdir()
     (out / 'stale.md').write_text('from an earlier run')
-    result = run_tables('--tracking-uri', seeded_store, '--profile', 'smoke', '--out', str(out), cwd=tmp)
+    result = run_tables('--tracking-uri', seeded_store, '--profile', 'smoke', '--out', str(out),
+                        '--metrics', str(tmp / 'metrics' / 'tables.json'), cwd=tmp)
     return out, result
 
 
@@ -97,7 +98,10 @@ def test_plots_summary_and_a_clean_output_folder(written):
     for png in out.glob('*.png'):
         assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and png.stat().st_size > 10_000
     assert not (out / 'stale.md').exists()  # the folder is replaced, not written over
+    # no temporary folder left beside it, nothing written into the working directory
+    assert sorted(path.name for path in out.parent.iterdir()) == ['metrics', 'out']
     summary = json.loads((out / 'summary.json').read_text())
+    assert json.loads((out.parent / 'metrics' / 'tables.json').read_text()) == summary  # --metrics, for DVC
     assert summary['table4'] == {'rows': 7, 'found': 2, 'missing': ['0, 4x4', '0, 6x6', '0, 8x8', '0.5, 6x6',
                                                                      'Adapt., 6x6'],
                                  'mean_abs_diff': summary['table4']['mean_abs_diff']}
