@@ -53,7 +53,10 @@ def finished_runs(profile: str) -> pd.DataFrame:
     Newest = latest ``end_time``, then latest ``start_time``, then run id, so the choice never depends on
     the store's order. The analysis run itself (tag ``kind=tables``) is left out.
     """
-    runs = mlflow.search_runs(experiment_names=[EXPERIMENT],
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:  # nothing tracked yet
+        return pd.DataFrame(columns=['run_id', 'status', 'start_time', 'end_time'])
+    runs = mlflow.search_runs([experiment.experiment_id],
                               filter_string=f"attributes.status = 'FINISHED' and tags.profile = '{profile}'")
     if 'tags.kind' in runs:
         runs = runs[runs['tags.kind'] != 'tables']
