@@ -17,11 +17,13 @@ import json
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.entities import Metric
 
 from plots import ours_vs_paper, table4_heatmap
 from runs import (BENCHMARKS, EXPERIMENT, REPO, TABLES, default_profile, default_tracking_uri, ensure_experiment,
@@ -142,13 +144,20 @@ def main(argv: list[str] | None = None) -> None:
         print(f'  {name}: {summary[name]["found"]}/{summary[name]["rows"]} rows have a run')
 
     if not args.no_log:
-        tags = {'kind': 'tables', 'profile': args.profile}
-        with mlflow.start_run(experiment_id=ensure_experiment(), run_name='tables', tags=tags) as run:
-            mlflow.log_artifacts(str(out))
-            mlflow.log_metrics({f'{name}/{key}': summary[name][key] for name in TABLES
-                                for key in ('found', 'mean_abs_diff') if summary[name][key] is not None})
-        print(f'tables: logged to MLflow run {run.info.run_id}')
-
+        # a client, not mlflow.start_run: that would reopen the run named by MLFLOW_RUN_ID if a caller set it
+        client = mlflow.MlflowClient(args.tracking_uri)
+        run = client.create_run(ensure_experiment(), run_name='tables',
+                                tags={'kind': 'tables', 'profile': args.profile}).info.run_id
+        try:
+            client.log_artifacts(run, str(out))
+            client.log_batch(run, metrics=[Metric(f'{name}/{key}', summary[name][key], int(time.time() * 1000), 0)
+                                           for name in TABLES for key in ('found', 'mean_abs_diff')
+                                           if summary[name][key] is not None])
+        except BaseException:
+            client.set_terminated(run, 'FAILED')
+            raise
+        client.set_terminated(run, 'FINISHED')
+        print(f'tables: logged to MLflow run {run}')
 
 if __name__ == '__main__':
     main()

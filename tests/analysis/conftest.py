@@ -1,6 +1,7 @@
 """A tracking store seeded with known grid runs, following the schema of analysis/runs.py."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -54,8 +55,8 @@ SEED = [
     SeedRun('full', FULL, miou(*[92.0] * 6), status='RUNNING', start=8_000),
     SeedRun('full', FULL, miou(*[93.0] * 6), profile='paper', start=9_000, end=10_000),
     # same end time: the later start wins
-    SeedRun('t4_lambda0.5_r8', {'table4': '0.5, 8x8'}, miou(*[80.0] * 6), start=1_000, end=3_000),
-    SeedRun('t4_lambda0.5_r8', {'table4': '0.5, 8x8'}, EXPECTED_T4, start=1_500, end=3_000,
+    SeedRun('t4_lambda05_r8', {'table4': '0.5, 8x8'}, miou(*[80.0] * 6), start=1_000, end=3_000),
+    SeedRun('t4_lambda05_r8', {'table4': '0.5, 8x8'}, EXPECTED_T4, start=1_500, end=3_000,
             params=dict(op='True', ccf='True', ra='True', **{'lambda': '0.5'}, r='8')),
     SeedRun('t2_op', {'table2': 'OP'}, EXPECTED_T2_OP, start=1_000, end=2_000),
     # a label the paper does not have: reported, not shown
@@ -103,9 +104,9 @@ def tracking_uri(uri: str):
         mlflow.set_tracking_uri(previous)
 
 
-def run_tables(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def run_tables(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``python analysis/tables.py ARGS`` as a user runs it; fails the test with its stderr if it fails."""
     result = subprocess.run([sys.executable, str(REPO / 'analysis' / 'tables.py'), *args], cwd=cwd,
-                            capture_output=True, text=True, timeout=300)
+                            env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return result

@@ -79,7 +79,7 @@ def test_grid_runs_found_by_tags_through_the_rest_api(server):
         'order_by': ['attributes.end_time DESC', 'attributes.start_time DESC']})['runs']
     runs = [{kind: {item['key']: item['value'] for item in run['data'].get(kind, [])}
              for kind in ('tags', 'params', 'metrics')} for run in found]
-    assert [run['tags']['row'] for run in runs] == ['full', 'full', 't4_lambda0.5_r8', 't4_lambda0.5_r8', 't4_typo']
+    assert [run['tags']['row'] for run in runs] == ['full', 'full', 't4_lambda05_r8', 't4_lambda05_r8', 't4_typo']
     newest_full, newest_t4 = runs[0], runs[2]
     assert newest_full['tags']['table4'] == 'Full, 6x6'
     assert newest_full['tags']['table3'] == 'w/ LQ + GC + DA | w/ fusion depth = 2'

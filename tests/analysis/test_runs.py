@@ -61,8 +61,8 @@ def test_readme_filter_finds_one_tables_rows(seeded_store):
     [filter_string] = re.findall(r"^- search box: `(.+)`", readme, flags=re.MULTILINE)
     with tracking_uri(seeded_store):
         found = mlflow.search_runs(experiment_names=['logoseg'], filter_string=filter_string)
-    # the FINISHED smoke runs of Table 4: two `full`, two `t4_lambda0.5_r8`, the mislabelled one
-    assert sorted(found['tags.row']) == ['full'] * 2 + ['t4_lambda0.5_r8'] * 2 + ['t4_typo']
+    # the FINISHED smoke runs of Table 4: two `full`, two `t4_lambda05_r8`, the mislabelled one
+    assert sorted(found['tags.row']) == ['full'] * 2 + ['t4_lambda05_r8'] * 2 + ['t4_typo']
     assert set(found['tags.table4']) == {'Full, 6x6', '0.5, 8x8', '0.25, 6x6'}
 
 

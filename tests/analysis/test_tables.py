@@ -23,9 +23,13 @@ def written(seeded_store, tmp_path_factory):
     out = tmp / 'out'
     out.mkdir()
     (out / 'stale.md').write_text('from an earlier run')
+    # as if called from inside a tracked training: the tables run must still be a run of its own
+    client = MlflowClient(seeded_store)
+    experiment = client.get_experiment_by_name('logoseg').experiment_id
+    grid_run = client.search_runs([experiment], "tags.row = 't2_op'")[0].info.run_id
     result = run_tables('--tracking-uri', seeded_store, '--profile', 'smoke', '--out', str(out),
-                        '--metrics', str(tmp / 'metrics' / 'tables.json'), cwd=tmp)
-    return out, result
+                        '--metrics', str(tmp / 'metrics' / 'tables.json'), cwd=tmp, env={'MLFLOW_RUN_ID': grid_run})
+    return out, result, grid_run
 
 
 def read(out, table):
@@ -34,7 +38,7 @@ def read(out, table):
 
 @pytest.mark.parametrize('table', TABLES)
 def test_ours_is_the_selected_run_exactly_and_missing_rows_stay_empty(written, table):
-    out, _ = written
+    out = written[0]
     frame = read(out, table).set_index('row')
     for label in frame.index[frame['source'] == 'paper']:
         ours = frame.loc[label, [f'{name} ours' for name in NAMES.values()]].astype(float)
@@ -52,7 +56,7 @@ def test_ours_is_the_selected_run_exactly_and_missing_rows_stay_empty(written, t
 
 @pytest.mark.parametrize('table', TABLES)
 def test_paper_column_is_the_csv_data_in_paper_order_and_diff_is_ours_minus_paper(written, table):
-    out, _ = written
+    out = written[0]
     frame = read(out, table)
     paper = PAPER[PAPER['table'] == table].reset_index(drop=True)
     assert frame['row'].tolist() == paper['row'].tolist()
@@ -64,7 +68,7 @@ def test_paper_column_is_the_csv_data_in_paper_order_and_diff_is_ours_minus_pape
 
 @pytest.mark.parametrize('table', ['table1', 'table5'])
 def test_literature_rows_have_the_papers_numbers_only(written, table):
-    out, _ = written
+    out = written[0]
     frame = read(out, table)
     literature = frame[frame['source'] == 'literature']
     assert len(literature) == {'table1': 22, 'table5': 9}[table]
@@ -73,13 +77,13 @@ def test_literature_rows_have_the_papers_numbers_only(written, table):
 
 
 def test_markdown_and_latex_show_the_same_rows(written):
-    out, _ = written
+    out = written[0]
     markdown = (out / 'table4.md').read_text().splitlines()
     line = next(line for line in markdown if line.startswith('| 0.5, 8x8'))
     cells = [cell.strip() for cell in line.strip('|').split('|')]
     # A-847 ours | paper | diff, one decimal as the paper prints them
     assert cells[3:6] == ['1.5', '11.4', '-9.9']
-    assert cells[-2] == 't4_lambda0.5_r8'
+    assert cells[-2] == 't4_lambda05_r8'
     missing = next(line for line in markdown if line.startswith('| 0, 4x4'))
     cells = [cell.strip() for cell in missing.strip('|').split('|')]
     assert cells[3:6] == ['—', '11.6', '—']
@@ -87,12 +91,12 @@ def test_markdown_and_latex_show_the_same_rows(written):
     latex = (out / 'table4.tex').read_text()
     assert r'\multicolumn{3}{c}{A-847}' in latex
     assert r'0.5, 8x8 & LoGoSeg & paper & 1.5 & 11.4 & -9.9 &' in latex
-    assert r't4\_lambda0.5\_r8' in latex  # escaped for LaTeX
+    assert r't4\_lambda05\_r8' in latex  # escaped for LaTeX
     assert r'0, 4x4 & LoGoSeg & paper & -- & 11.6 & -- &' in latex
 
 
 def test_plots_summary_and_a_clean_output_folder(written):
-    out, _ = written
+    out = written[0]
     pngs = sorted(p.name for p in out.glob('*.png'))
     assert pngs == ['table1.png', 'table2.png', 'table3.png', 'table4.png', 'table4_heatmap.png', 'table5.png']
     for png in out.glob('*.png'):
@@ -110,13 +114,13 @@ def test_plots_summary_and_a_clean_output_folder(written):
 
 
 def test_unknown_labels_are_reported_not_shown(written):
-    out, result = written
+    out, result, _ = written
     assert "tables: table4: runs t4_typo carry labels not in the paper ('0.25, 6x6')" in result.stderr
     assert '0.25, 6x6' not in (out / 'table4.csv').read_text()
 
 
 def test_tables_run_is_logged_with_the_written_files(written, seeded_store):
-    out, _ = written
+    out, _, grid_run = written
     client = MlflowClient(seeded_store)
     experiment = client.get_experiment_by_name('logoseg').experiment_id
     # the newest one: the seeded store already holds an older tables run
@@ -126,3 +130,5 @@ def test_tables_run_is_logged_with_the_written_files(written, seeded_store):
     assert run.data.tags['profile'] == 'smoke'
     assert run.data.metrics['table4/found'] == 2
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == {p.name for p in out.iterdir()}
+    assert run.info.run_id != grid_run
+    assert 'kind' not in client.get_run(grid_run).data.tags and not client.list_artifacts(grid_run)
