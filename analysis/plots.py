@@ -27,7 +27,7 @@ def ours_vs_paper(table: pd.DataFrame, title: str, path: Path) -> None:
         ax.set_xlabel('mIoU (%)')
     axes[0].invert_yaxis()  # the paper's row order, top to bottom
     axes[0].set_ylabel('')
-    fig.legend(*axes[0].get_legend_handles_labels(), loc='upper right')
+    fig.legend(*axes[0].get_legend_handles_labels(), loc='upper right', ncols=2)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
