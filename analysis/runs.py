@@ -14,6 +14,8 @@ import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+if '.dvc/tmp/exps' in REPO.as_posix():  # `dvc exp run --temp/--queue`: the runs are in the real repository
+    REPO = Path(REPO.as_posix().split('/.dvc/tmp/exps')[0])
 EXPERIMENT = 'logoseg'
 TABLES = ('table1', 'table2', 'table3', 'table4', 'table5')
 # metric prefix -> the paper's column name, in the paper's column order

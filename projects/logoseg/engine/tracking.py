@@ -56,6 +56,14 @@ def git_tags(root: Optional[Path] = None) -> dict:
     return dict(git_commit=commit, git_dirty=str(bool(dirty)).lower())
 
 
+def _artifact_location(uri: str) -> Optional[str]:
+    """``mlruns/`` beside a sqlite store (MLflow's default is the working directory, which under ``dvc exp
+    run`` is a temporary copy); a server decides for itself."""
+    if uri.startswith('sqlite:///'):
+        return (Path(uri[len('sqlite:///'):]).parent / 'mlruns').as_uri()
+    return None
+
+
 def config_params(cfg) -> dict:
     """The few flat params that say what a run is (grid knobs, backbone, schedule), never whole pipelines or
     class lists (MLflow refuses values over 6,000 characters and the UI drowns in them)."""
@@ -135,7 +143,8 @@ class TrackedRun:
             self.client.update_run(self.run_id, status='RUNNING')
         else:
             experiment = self.client.get_experiment_by_name(self.experiment)
-            experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(self.experiment)
+            experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(
+                self.experiment, artifact_location=_artifact_location(self.client.tracking_uri))
             self.run_id = self.client.create_run(experiment_id, run_name=self.name).info.run_id
         self.set_tags(tags)
         self._ended = False
