@@ -65,6 +65,8 @@ class Plan:
         inputs: every raw file the run reads.
         settings: JSON-serialisable values that shape the output (parameters, id lists).
         sources: files whose content shapes the output (the scripts, vocabulary files): the "script version".
+        content_hash: also record ``content_sha256`` (:func:`content_digest` of the output) in the marker,
+            a version of the data itself (generated data, whose inputs are code).
     """
 
     name: str
@@ -75,6 +77,7 @@ class Plan:
     inputs: Sequence[Path]
     settings: dict
     sources: Sequence[Any]
+    content_hash: bool = False
 
 
 # ---------------------------------------------------------------- command line
@@ -306,6 +309,16 @@ def digest(plan: Plan) -> str:
     return h.hexdigest()
 
 
+def content_digest(root: Path) -> str:
+    """sha256 over the relative path and bytes of every file below ``root`` except the marker, in path order."""
+    h = hashlib.sha256()
+    files = sorted(p for p in root.rglob('*') if p.is_file() and p.name != MARKER)
+    for path in files:
+        h.update(path.relative_to(root).as_posix().encode() + b'\0')
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
 def _count_files(root: Path) -> int:
     return sum(len([f for f in files if f != MARKER]) for _, _, files in os.walk(root))
 
@@ -389,6 +402,8 @@ def execute(plan: Plan, workers: int = 1) -> bool:
     try:
         _map(partial(plan.convert, root=tmp), plan.tasks, workers, plan.name)
         marker = {'dataset': plan.name, 'digest': expected, 'files': _count_files(tmp)}
+        if plan.content_hash:
+            marker['content_sha256'] = content_digest(tmp)
         (tmp / MARKER).write_text(json.dumps(marker, indent=1) + '\n', encoding='utf-8')
         if out.exists():
             old = out.parent / f'.{out.name}.old-{os.getpid()}'
