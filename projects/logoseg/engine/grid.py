@@ -101,10 +101,6 @@ class Row:
         cfg.merge_from_dict(self.cfg_options())
         set_schedule(cfg, int(self.settings['max_iters']))
         cfg.work_dir = str(self.work_dir)
-        for backend in cfg.visualizer.get('vis_backends', []):
-            if backend['type'].endswith('MLflowVisBackend'):
-                backend['run_name'] = self.key
-                backend['params'] = self.params()
         return cfg
 
     # -- tracking --------------------------------------------------------------------------------------------

@@ -184,7 +184,7 @@ class TrackedRun:
         atexit.unregister(self._at_exit)
 
     def __enter__(self) -> 'TrackedRun':
-        return self.start()
+        return self if not self._ended else self.start()  # a run already started is entered as it is
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is None:
@@ -358,3 +358,4 @@ class TrackedMLflowVisBackend(MLflowVisBackend):
         if self._owned:
             self._run.finish('FINISHED')
         self._run = None
+        self._env_initialized = False  # mmengine reuses a named visualizer: the next Runner opens anew

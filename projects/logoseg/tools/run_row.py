@@ -54,6 +54,13 @@ def open_run(row: Row, run_id: Optional[str] = None, marker: Optional[Path] = No
     return run
 
 
+def start_run(row: Row, run_id: Optional[str] = None, marker: Optional[Path] = None) -> TrackedRun:
+    """Open the row's run with its params: the grid's knobs first, so mmengine's backend adds only the rest."""
+    run = open_run(row, run_id, marker).start()
+    run.log_params(row.params())
+    return run
+
+
 def write_curve(row: Row) -> None:
     """The training curve (iteration, loss, head learning rate) from mmengine's scalars.json, as a DVC plot."""
     files = sorted(row.work_dir.glob('*/vis_data/scalars.json'), key=lambda p: p.stat().st_mtime)
@@ -94,7 +101,7 @@ def train(row: Row, launcher: str = 'none') -> None:
 
     run = None
     if launcher == 'none':
-        run = open_run(row, state.get('run_id') if resume else None, row.work_dir / 'INCOMPLETE').start()
+        run = start_run(row, state.get('run_id') if resume else None, row.work_dir / 'INCOMPLETE')
         row.work_dir.mkdir(parents=True, exist_ok=True)
         write_json(dict(run_id=run.run_id, fingerprint=fingerprint), state_file)
     try:
@@ -117,7 +124,7 @@ def train(row: Row, launcher: str = 'none') -> None:
 
 def _train_distributed(row: Row, gpus: int, fingerprint: str, run_id: Optional[str]) -> None:
     """Run the training under torchrun (mmengine's ``pytorch`` launcher); this process owns the MLflow run."""
-    with open_run(row, run_id, row.work_dir / 'INCOMPLETE') as run:
+    with start_run(row, run_id, row.work_dir / 'INCOMPLETE') as run:
         row.work_dir.mkdir(parents=True, exist_ok=True)
         write_json(dict(run_id=run.run_id, fingerprint=fingerprint), row.work_dir / 'run.json')
         command = [sys.executable, '-m', 'torch.distributed.run', f'--nproc-per-node={gpus}',
