@@ -77,6 +77,9 @@ def test_three_files_per_image_a_progress_bar_and_a_summary(ade_run):
     assert '3/3' in stderr and ('img/s' in stderr or 's/img' in stderr)  # tqdm: images done / total, speed
     assert stderr.strip().splitlines()[-1].startswith('logoseg segment: 3 done, 0 failed in ')
     assert not error_lines(stderr)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {p.stat().st_mode & 0o777 for p in out.rglob('*.*')} == {0o666 & ~umask}  # not private temp files
 
 
 def test_label_map_legend_and_json_agree(ade_run):

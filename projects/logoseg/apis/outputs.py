@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .. import __version__
+from ..utils.files import temporary_beside
 from .predictor import LoGoSegPredictor, Segmentation
 from .visualize import draw_overlay
 
@@ -83,21 +83,20 @@ def write_result(result: Segmentation, image: str, out_dir: Path, relative: Path
 def write_all_or_none(files: dict[Path, bytes]) -> None:
     """Write every file to a temporary name beside it, then rename them in order; on any failure or
     interrupt, remove the temporaries and the files this call already renamed."""
-    temporaries: dict[Path, str] = {}
+    temporaries: dict[Path, Path] = {}
     renamed: list[Path] = []
     try:
         for path, data in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp',
-                                             delete=False) as handle:
-                temporaries[path] = handle.name
+            temporaries[path] = temporary_beside(path)
+            with open(temporaries[path], 'xb') as handle:
                 handle.write(data)
         for path, tmp in temporaries.items():
             os.replace(tmp, path)
             renamed.append(path)
     except BaseException:
-        for path, tmp in temporaries.items():
-            Path(tmp).unlink(missing_ok=True)
+        for tmp in temporaries.values():
+            tmp.unlink(missing_ok=True)
         for path in renamed:
             path.unlink(missing_ok=True)
         raise

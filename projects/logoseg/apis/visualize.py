@@ -26,7 +26,7 @@ def draw_overlay(image: np.ndarray, label_map: np.ndarray, classes: Sequence[str
 
     counts = np.bincount(np.asarray(label_map).ravel(), minlength=len(classes))
     present = np.flatnonzero(counts)
-    entries = [f'{classes[i]}  {100 * counts[i] / label_map.size:.1f}%' for i in present]
+    entries = [f'{classes[i]}  {_percent(counts[i] / label_map.size)}' for i in present]
     height, width = overlay.shape[:2]
     row = int(np.clip(round(height / 20), 14, 40))  # pixels per legend line
     margin = row // 2
@@ -46,3 +46,7 @@ def draw_overlay(image: np.ndarray, label_map: np.ndarray, classes: Sequence[str
     font_size = int(0.6 * row * 72 / visualizer.dpi)
     visualizer.draw_texts(entries, positions, colors='black', font_sizes=font_size, vertical_alignments='center')
     return visualizer.get_image()
+
+
+def _percent(fraction: float) -> str:
+    return '<0.1%' if fraction < 0.0005 else f'{100 * fraction:.1f}%'

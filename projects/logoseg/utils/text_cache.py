@@ -12,13 +12,14 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
+
+from .files import temporary_beside
 
 CACHE_ENV = 'LOGOSEG_CACHE_DIR'
 FORMAT_VERSION = 1
@@ -98,9 +99,8 @@ class TextEmbeddingCache:
         tmp = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f'.{path.stem}.', suffix='.tmp',
-                                             delete=False) as handle:
-                tmp = handle.name
+            tmp = temporary_beside(path)
+            with open(tmp, 'xb') as handle:
                 torch.save(entry, handle)
             os.replace(tmp, path)
             tmp = None
