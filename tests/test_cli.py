@@ -243,3 +243,17 @@ def test_a_real_process_prints_one_line_and_exits_2(tmp_path):
     assert error_lines(proc.stderr) == [f'logoseg: error: checkpoint not found at {tmp_path / "missing.pth"}; '
                                         'pass the .pth file a LoGoSeg training run saved '
                                         '(work_dirs/<run>/iter_<N>.pth)']
+
+
+@pytest.mark.parametrize('content, message', [(None, 'cannot read --vocab-file'),
+                                              ('{"a": 1}', 'must hold a JSON list'),
+                                              ('["cat", ', 'is not valid JSON'),
+                                              ('["cat", "cat"]', 'duplicate class name')])
+def test_bad_vocabulary_files_are_refused(small_images, tmp_path, monkeypatch, content, message):
+    monkeypatch.setattr(predictor_module.LoGoSegPredictor, '__init__', lambda *a, **k: pytest.fail('model loaded'))
+    vocab_file = tmp_path / 'classes.json'
+    if content is not None:
+        vocab_file.write_text(content)
+    status, stderr = run_cli(*segment_args([small_images], tmp_path / 'out', tmp_path / 'none.pth',
+                                           '--vocab-file', vocab_file, vocab=None))
+    assert status == 2 and len(error_lines(stderr)) == 1 and message in stderr
