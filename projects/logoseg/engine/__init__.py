@@ -1,4 +1,6 @@
-from .hooks import EncoderLrHook, VocabularyHook
+from .hooks import EncoderLrHook, TestMetricsHook, VocabularyHook
 from .optim import FrozenAwareOptimWrapperConstructor
+from .tracking import TrackedMLflowVisBackend, TrackedRun
 
-__all__ = ['EncoderLrHook', 'FrozenAwareOptimWrapperConstructor', 'VocabularyHook']
+__all__ = ['EncoderLrHook', 'FrozenAwareOptimWrapperConstructor', 'TestMetricsHook', 'TrackedMLflowVisBackend',
+           'TrackedRun', 'VocabularyHook']
