@@ -64,7 +64,7 @@ def chance_miou(label_dir, ignore: int, num_classes: int) -> float:
 def standins(tmp_path_factory):
     root = tmp_path_factory.mktemp('grid')
     out = root / 'prepared' / 'smoke_standins'
-    assert smoke.prepare(out, train_images=64, val_images=6) is True
+    assert smoke.prepare(out) is True  # the grid's defaults: 64 training, 12 validation images per set
     return out
 
 
@@ -123,6 +123,6 @@ def test_vitb_trains_and_beats_chance_on_all_six_standins(standins, tmp_path):
     results = json.loads(out.read_text())
     assert list(results) == list(BENCHMARKS)
     for benchmark, (folder, ignore, num_classes) in LABELS.items():
-        assert results[benchmark]['num_images'] == 6
+        assert results[benchmark]['num_images'] == 12
         chance = chance_miou(standins / folder, ignore, num_classes)
         assert results[benchmark]['mIoU'] > chance, (benchmark, results[benchmark]['mIoU'], chance)

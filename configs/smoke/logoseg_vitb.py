@@ -36,8 +36,8 @@ test_dataloader = val_dataloader
 
 # random-init towers have no pretrained features to protect: the image encoder learns at 0.2x, not 0.01x
 optim_wrapper = dict(optimizer=dict(lr=6e-3), paramwise_cfg=dict(custom_keys=dict(backbone=dict(lr_mult=0.2))))
-max_iters = 150
-warmup_iters = 15
+max_iters = 200
+warmup_iters = 20
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=warmup_iters),
     dict(type='CosineAnnealingLR', eta_min=0.0, by_epoch=False, begin=warmup_iters, end=max_iters),
