@@ -22,7 +22,8 @@ PAS-20    data/VOCdevkit/VOC2012/JPEGImages, prepared/voc20/val            uint8
 PAS-20b   the PAS-20 scenes, prepared/voc20b/val                           uint8 PNG, background 20
 ========  ==============================================================  =====================
 
-Each image folder has its own scene distribution (:data:`DOMAINS`): COCO shows every concept, PASCAL-Context
+Each image folder has its own scene distribution (:data:`DOMAINS`): COCO shows every concept (objects
+most often), PASCAL-Context
 the VOC objects on stuff, ADE stuff and indoor things with few VOC objects, VOC mostly VOC objects. So the
 Table 5 rows (training on PC-59 or A-150 instead of COCO) see other concepts and differ. Deterministic (one
 seed per scene), atomic and idempotent (:func:`~logoseg.tools.prepare.common.execute`); the marker
@@ -62,7 +63,7 @@ class Domain:
 
 
 DOMAINS = {
-    'coco': Domain(CONCEPTS, STUFF),
+    'coco': Domain(CONCEPTS, STUFF, (3.0, ) * len(VOC_OBJECTS) + (1.0, ) * (len(CONCEPTS) - len(VOC_OBJECTS))),
     'pascal_context': Domain(VOC_OBJECTS + STUFF, STUFF, (3.0, ) * len(VOC_OBJECTS) + (1.0, ) * len(STUFF)),
     'ade': Domain(STUFF + OTHER_THINGS + ('person', 'car', 'chair'), STUFF),
     'voc': Domain(VOC_OBJECTS + STUFF, STUFF, (6.0, ) * len(VOC_OBJECTS) + (1.0, ) * len(STUFF), VOC_OBJECTS),
