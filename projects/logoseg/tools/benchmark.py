@@ -15,7 +15,7 @@ mamba-ssm's CUDA kernel when CUDA and the kernel exist.
     python -m logoseg.tools.benchmark configs/logoseg_vitb.py configs/logoseg_vitl.py --threads 1
 
 Timings interleave the compared functions and report medians, so load on a shared machine shifts both
-sides of a ratio alike. On CPU, peak memory is the process's peak resident set (``ru_maxrss``).
+sides of a ratio alike. On CPU, peak memory is the process's peak resident set (VmHWM).
 """
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -69,14 +68,23 @@ def reset_peak(device: torch.device) -> float:
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
         return torch.cuda.memory_allocated(device) / 2**20
+    try:  # Linux >= 4.0: resets the resident-set high-water mark (VmHWM) to the current resident set
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+    except OSError:
+        pass  # then the window starts at the process's start; the callers run in fresh processes
     return 0.0
 
 
 def peak_mb(device: torch.device) -> float:
-    """Peak CUDA allocation since :func:`reset_peak`, or on CPU this process's peak resident set."""
+    """Peak CUDA allocation since :func:`reset_peak`, or on CPU this process's peak resident set (VmHWM).
+
+    Not ``ru_maxrss``: a spawned process inherits its parent's maximum through ``execve``.
+    """
     if device.type == 'cuda':
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    with open('/proc/self/status') as f:
+        return next(int(line.split()[1]) for line in f if line.startswith('VmHWM:')) / 1024  # kB
 
 
 def current_rss_mb() -> float:
@@ -289,6 +297,7 @@ def scan_peak_memory(name: str, device: str, threads: int | None, batch: int, sh
         _forward_backward(SCANS[name], inputs)
         return peak_mb(device) - baseline
     before = current_rss_mb()
+    reset_peak(device)
     _forward_backward(SCANS[name], inputs)
     return peak_mb(device) - before
 
@@ -401,12 +410,18 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     report = dict(device=torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu',
                   threads=torch.get_num_threads(), repeats=args.repeats, models=[], train=[])
-    for path in args.configs:
-        report['models'].append(in_fresh_process(benchmark_config, path, device.type, args.threads, args.repeats,
-                                                 args.image_size, tuple(args.classes)))
+    for path in args.configs:  # a line per finished measurement: a long CPU run shows its progress
+        row = in_fresh_process(benchmark_config, path, device.type, args.threads, args.repeats, args.image_size,
+                               tuple(args.classes))
+        report['models'].append(row)
+        print(f"{path}: overhead {row['crop_overhead']:.2f} at the crop, {row['eval_overhead']:.2f} at the "
+              f"evaluation protocol; {row['large_classes']}/{row['eval_classes']} classes {row['large_vocab_ratio']:.2f}",
+              flush=True)
         for batch in args.train_batches:
-            report['train'].append(in_fresh_process(benchmark_train_step, path, device.type, args.threads,
-                                                    args.repeats, batch))
+            row = in_fresh_process(benchmark_train_step, path, device.type, args.threads, args.repeats, batch)
+            report['train'].append(row)
+            print(f"{path}: training step at batch {batch}: {row['step_ms']:.0f} ms, peak {row['peak_mb']:.0f} MB",
+                  flush=True)
     if not args.no_scan:
         shape = dict(zip(SCAN_SHAPE, args.scan_shape))
         report['selective_scan'] = benchmark_scan(device, args.repeats, args.threads, in_fresh_process, shape)
