@@ -60,10 +60,10 @@ def trained(tmp_path_factory):
 def test_smoke_training_lowers_the_loss_and_beats_chance(trained):
     _, work_dir = trained
     records = scalars(work_dir)
-    losses = [r['loss'] for r in records if 'loss' in r]
+    losses = [r['train/loss'] for r in records if 'train/loss' in r]
     assert len(losses) >= 4
     assert np.mean(losses[-2:]) < 0.75 * np.mean(losses[:2])
-    miou = [r['mIoU'] for r in records if 'mIoU' in r][-1]
+    miou = [r['val/mIoU'] for r in records if 'val/mIoU' in r][-1]
     assert miou > 2 * 100 * chance_miou(), (miou, chance_miou())
 
 
@@ -83,7 +83,7 @@ def test_mim_test_evaluates_the_last_checkpoint(trained):
                 '--work-dir', str(cwd / 'test_run')], cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     test_miou = float(re.findall(r'mIoU: ([\d.]+)', proc.stdout + proc.stderr)[-1])
-    train_miou = [r['mIoU'] for r in scalars(work_dir) if 'mIoU' in r][-1]
+    train_miou = [r['val/mIoU'] for r in scalars(work_dir) if 'val/mIoU' in r][-1]
     assert test_miou == pytest.approx(train_miou, abs=0.01)
 
 
@@ -104,13 +104,24 @@ def test_resume_continues_from_the_checkpoint(trained, tmp_path):
     assert iters and min(iters) == TRAIN_ITERS // 2 + 1 and max(iters) == stop
 
 
-def test_runs_are_logged_to_mlflow(trained):
+def test_train_and_test_runs_are_logged_to_mlflow_with_names_metrics_and_status(trained):
     import mlflow
+    cwd, work_dir = trained
+    if not (cwd / 'test_run').is_dir():  # the mim test run of test_mim_test_evaluates_the_last_checkpoint
+        test_mim_test_evaluates_the_last_checkpoint(trained)
     client = mlflow.MlflowClient(tracking_uri=os.environ['MLFLOW_TRACKING_URI'])
     experiment = client.get_experiment_by_name('logoseg')
-    runs = client.search_runs([experiment.experiment_id])
-    metrics = set().union(*(run.data.metrics for run in runs))
-    assert {'loss', 'mIoU'} <= metrics
+    runs = client.search_runs([experiment.experiment_id], "attributes.run_name LIKE 'logoseg_smoke-%'")
+    training = [r for r in runs if 'loss' in r.data.metrics]
+    testing = [r for r in runs if 'test/mIoU' in r.data.metrics]
+    assert training and testing
+    run = training[-1]
+    assert run.info.status == 'FINISHED'
+    assert {'loss', 'lr', 'val/mIoU', 'val/hallucination_rate'} <= set(run.data.metrics)
+    assert len(run.data.params) < 25 and run.data.params['max_iters'] == str(TRAIN_ITERS)
+    assert testing[-1].info.status == 'FINISHED'
+    assert testing[-1].data.metrics['test/num_images'] == 16
+    assert len({r.info.run_name for r in runs}) == len(runs)  # no more one random name for every run
 
 
 def test_two_process_distributed_training_on_cpu(tmp_path):

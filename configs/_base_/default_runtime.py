@@ -6,17 +6,17 @@ env_cfg = dict(
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'),
 )
-# MLflow's file store is in maintenance mode and refuses new runs: default to a sqlite store at the repo
-# root; the MLFLOW_TRACKING_URI environment variable overrides it (a server URL or another sqlite file)
-mlflow_tracking_uri = '{{$MLFLOW_TRACKING_URI:sqlite:///{{ fileDirname }}/../../mlflow.db}}'
+# MLflow: the sqlite store mlflow.db at the repository root unless MLFLOW_TRACKING_URI names another store or a
+# server; runs get readable names, flat params, test metrics and an honest status (logoseg.engine.tracking)
 vis_backends = [
     dict(type='LocalVisBackend'),
-    dict(type='MLflowVisBackend', exp_name='logoseg', tracking_uri=mlflow_tracking_uri),
+    dict(type='TrackedMLflowVisBackend', exp_name='logoseg'),
 ]
 visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
-log_processor = dict(by_epoch=False)
+# train/ and val/ prefixes keep validation metrics apart from training scalars in MLflow
+log_processor = dict(by_epoch=False, log_with_hierarchy=True)
 log_level = 'INFO'
 load_from = None
 resume = False
 randomness = dict(seed=0)
-custom_hooks = [dict(type='VocabularyHook')]
+custom_hooks = [dict(type='VocabularyHook'), dict(type='TestMetricsHook')]

@@ -1,6 +1,7 @@
 """A-150 (real ADEChallengeData2016 samples) and A-847 (ADE20K_2021_17_01 format) preparation."""
 from __future__ import annotations
 
+import io
 import json
 
 import cv2
@@ -87,8 +88,14 @@ def test_ade847_labels_resize_and_uint16(tmp_path):
         np.testing.assert_array_equal(np.asarray(Image.open(out / 'annotations' / f'{name}.tif')), expected)
         with Image.open(out / 'images' / f'{name}.jpg') as image:
             assert image.format == 'JPEG' and image.size == (new_w, new_h)
-        source = raw / 'images' / 'ADE' / 'validation' / scene / f'{name}.jpg'
-        assert ((out / 'images' / f'{name}.jpg').read_bytes() == source.read_bytes()) == (short <= 512)
+        # the image bytes the reference preparation (CAT-Seg / SED prepare_ade20k_full.py) writes: decode with
+        # PIL, resize with OpenCV INTER_LINEAR if needed, save with PIL's defaults (JPEG quality 75)
+        pixels = np.asarray(Image.open(raw / 'images' / 'ADE' / 'validation' / scene / f'{name}.jpg'))
+        if short > 512:
+            pixels = cv2.resize(pixels, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        reference = io.BytesIO()
+        Image.fromarray(pixels).save(reference, format='JPEG')
+        assert (out / 'images' / f'{name}.jpg').read_bytes() == reference.getvalue()
     assert tuple(tifffile.imread(out / 'annotations' / 'ADE_val_00000002.tif').shape) == (591, 512)
     assert tuple(tifffile.imread(out / 'annotations' / 'ADE_val_00000003.tif').shape) == (512, 699)
 

@@ -42,11 +42,11 @@ def test_changed_input_or_lost_output_file_reruns(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ['.prepare.json', 'validation']
 
 
-def fail_on_third(task, root, lut, spec):
+def fail_on_third(task, root, **kwargs):
     """Stands in for the per-image conversion of A-150: converts two images, then crashes."""
-    if task[1].endswith('00000003.png'):
+    if task[-1].endswith('00000003.png'):
         raise RuntimeError('simulated crash')
-    original_convert(task, root, lut, spec)
+    original_convert(task, root, **kwargs)
 
 
 original_convert = common.convert_png
@@ -92,9 +92,27 @@ def test_parallel_equals_serial(tmp_path):
 def test_worker_error_stops_the_run(tmp_path):
     raw = make_ade150(tmp_path / 'data')
     (raw / 'annotations' / 'training' / 'ADE_train_00000002.png').write_bytes(b'not a png')
-    with pytest.raises(LoGoSegUserError, match=r'cannot read .*ADE_train_00000002\.png'):
+    with pytest.raises(LoGoSegUserError, match=r'ADE_train_00000002\.png is corrupt or truncated \(not an image'):
         ade150.prepare(raw, tmp_path / 'out', workers=2)
     assert not (tmp_path / 'out').exists()
+
+
+def die_on_third(task, root, **kwargs):
+    """Stands in for the per-image conversion of A-150: the worker process dies on the third image."""
+    if task[-1].endswith('00000003.png'):
+        os._exit(1)
+    original_convert(task, root, **kwargs)
+
+
+def test_dead_worker_is_one_line_and_leaves_no_output(tmp_path, monkeypatch, capsys):
+    raw = make_ade150(tmp_path / 'data')
+    out = tmp_path / 'prepared' / 'ade150'
+    monkeypatch.setattr(common, 'convert_png', die_on_third)
+    assert ade150.main(['--raw', str(raw), '--out', str(out), '--workers', '2']) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == ['error: ade150: a worker process died (killed, out of memory, or crashed in a '
+                                'decoder); nothing was written, run it again']
+    assert list(out.parent.iterdir()) == []
 
 
 def test_missing_raw_input_is_one_line_on_stderr(tmp_path):

@@ -49,6 +49,7 @@ class PreparedSegDataset(BaseSegDataset):
 
     SPLITS: ClassVar[dict[str, tuple[str, str]]] = {}
     STAGE: ClassVar[str] = ''
+    BENCHMARK: ClassVar[str] = ''  # metric prefix of its test results (``TestMetricsHook``)
     SEG_MAP_SUFFIX: ClassVar[str] = '.png'
 
     def __init__(self, split: str = 'val', data_root: str = '', data_prefix: Optional[dict] = None,
@@ -93,6 +94,7 @@ class COCOStuff171Dataset(PreparedSegDataset):
     METAINFO = dict(classes=load_vocabulary('coco'), palette=COCOStuffDataset.METAINFO['palette'], ignore_index=255)
     SPLITS = {split: (f'data/cocostuff/images/{folder}', f'prepared/coco_stuff171/{folder}')
               for split, folder in (('train', 'train2017'), ('val', 'val2017'))}
+    BENCHMARK = 'coco_stuff171'
     STAGE = 'prepare_coco_stuff'
 
 
@@ -103,6 +105,7 @@ class ADE150Dataset(PreparedSegDataset):
     METAINFO = dict(classes=load_vocabulary('ade150'), palette=ADE20KDataset.METAINFO['palette'], ignore_index=255)
     SPLITS = {split: (f'data/ADEChallengeData2016/images/{folder}', f'prepared/ade150/{folder}')
               for split, folder in (('train', 'training'), ('val', 'validation'))}
+    BENCHMARK = 'ade150'
     STAGE = 'prepare_ade150'
 
 
@@ -112,6 +115,7 @@ class ADE847Dataset(PreparedSegDataset):
 
     METAINFO = dict(classes=load_vocabulary('ade847'), ignore_index=65535)
     SPLITS = {'val': ('prepared/ade847/images', 'prepared/ade847/annotations')}
+    BENCHMARK = 'ade847'
     STAGE = 'prepare_ade847'
     SEG_MAP_SUFFIX = '.tif'
 
@@ -123,6 +127,7 @@ class PascalContext59Dataset(PreparedSegDataset):
     METAINFO = dict(classes=load_vocabulary('pc59'), palette=PascalContextDataset59.METAINFO['palette'],
                     ignore_index=255)
     SPLITS = {split: ('data/VOCdevkit/VOC2010/JPEGImages', f'prepared/pc59/{split}') for split in ('train', 'val')}
+    BENCHMARK = 'pc59'
     STAGE = 'prepare_pc59'
 
 
@@ -132,6 +137,7 @@ class PascalContext459Dataset(PreparedSegDataset):
 
     METAINFO = dict(classes=load_vocabulary('pc459'), ignore_index=65535)
     SPLITS = {'val': ('data/VOCdevkit/VOC2010/JPEGImages', 'prepared/pc459/val')}
+    BENCHMARK = 'pc459'
     STAGE = 'prepare_pc459'
     SEG_MAP_SUFFIX = '.tif'
 
@@ -142,6 +148,7 @@ class PascalVOC20Dataset(PreparedSegDataset):
 
     METAINFO = dict(classes=load_vocabulary('voc20'), palette=_VOC_PALETTE[1:], ignore_index=255)
     SPLITS = {'val': ('data/VOCdevkit/VOC2012/JPEGImages', 'prepared/voc20/val')}
+    BENCHMARK = 'voc20'
     STAGE = 'prepare_voc20'
 
 
@@ -156,4 +163,5 @@ class PascalVOC20bDataset(PreparedSegDataset):
     METAINFO = dict(classes=load_vocabulary('voc20') + ('background', ), palette=_VOC_PALETTE[1:] + _VOC_PALETTE[:1],
                     prompt_classes=load_vocabulary('voc20b'), background_index=20, ignore_index=255)
     SPLITS = {'val': ('data/VOCdevkit/VOC2012/JPEGImages', 'prepared/voc20b/val')}
+    BENCHMARK = 'voc20b'
     STAGE = 'prepare_voc20b'

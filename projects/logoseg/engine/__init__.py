@@ -1,4 +1,6 @@
-from .hooks import VocabularyHook
+from .hooks import TestMetricsHook, VocabularyHook
 from .optim import FrozenAwareOptimWrapperConstructor
+from .tracking import TrackedMLflowVisBackend, TrackedRun
 
-__all__ = ['FrozenAwareOptimWrapperConstructor', 'VocabularyHook']
+__all__ = ['FrozenAwareOptimWrapperConstructor', 'TestMetricsHook', 'TrackedMLflowVisBackend', 'TrackedRun',
+           'VocabularyHook']

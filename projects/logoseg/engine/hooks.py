@@ -37,3 +37,28 @@ class VocabularyHook(Hook):
 
     def before_test_epoch(self, runner) -> None:
         self._apply(runner, runner.test_dataloader)
+
+
+@HOOKS.register_module()
+class TestMetricsHook(Hook):
+    """Send test metrics to the visualizer's backends (MLflow), which mmengine's LoggerHook never does.
+
+    Keys are ``<benchmark>/<metric>`` (``ade150/mIoU``): the dataset class's ``BENCHMARK`` name, so the six
+    evaluations of one checkpoint land side by side in one run. Only scalar metrics are sent.
+    """
+
+    priority = 'LOW'
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        if not metrics:
+            return
+        dataset = runner.test_dataloader.dataset
+        prefix = getattr(dataset, 'BENCHMARK', None) or 'test'
+        scalars = {}
+        for key, value in metrics.items():
+            try:
+                scalars[f'{prefix}/{key}'] = float(value)
+            except (TypeError, ValueError):
+                continue
+        scalars[f'{prefix}/num_images'] = len(dataset)
+        runner.visualizer.add_scalars(scalars, step=0)

@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..utils.errors import LoGoSegUserError
+from ..utils.text_cache import TextEmbeddingCache, weights_fingerprint
 from ..utils.vocab import check_vocabulary, first_synonym
 
 open_clip.add_model_config(Path(__file__).parent / 'model_configs')  # the tiny smoke/test architectures
@@ -241,10 +242,14 @@ class CLIPTextEncoder(nn.Module):
         clip_model: open_clip CLIP model (its image tower is not used here).
         tokenizer: open_clip tokenizer of that model.
         templates: the P prompt templates, each with one ``{}`` for the class name.
+        model_name: the open_clip architecture name; given, embeddings are also cached on disk
+            (:class:`~logoseg.utils.text_cache.TextEmbeddingCache`), keyed by it, the weights, the
+            templates and the vocabulary. None keeps them in memory only.
+        cache_dir: the disk cache's folder; None is ``$LOGOSEG_CACHE_DIR`` or ``~/.cache/logoseg``.
     """
 
     def __init__(self, clip_model: nn.Module, tokenizer, templates: Sequence[str] = PAPER_TEMPLATES,
-                 batch_size: int = 256):
+                 batch_size: int = 256, model_name: str | None = None, cache_dir: str | Path | None = None):
         super().__init__()
         templates = tuple(templates)
         if not templates or any(t.count('{}') != 1 for t in templates):
@@ -255,6 +260,8 @@ class CLIPTextEncoder(nn.Module):
         self.batch_size = batch_size
         self.requires_grad_(False)
         self._cache: dict[tuple, torch.Tensor] = {}
+        self.model_name = model_name
+        self.disk_cache = TextEmbeddingCache(cache_dir)
         super().train(False)
 
     def train(self, mode: bool = True):
@@ -275,10 +282,21 @@ class CLIPTextEncoder(nn.Module):
         key = (tuple(class_names), device)
         if key not in self._cache:  # validated and encoded once per vocabulary, not on every forward
             names = check_vocabulary(class_names)
-            tokens = self.tokenizer(self.prompts(names)).to(device)
+            prompts = self.prompts(names)
+            identity = None
+            if self.model_name is not None:
+                identity = self.disk_cache.identity(self.model_name, weights_fingerprint(self.clip),
+                                                    self.templates, prompts)
+                stored = self.disk_cache.load(identity, (len(names), len(self.templates)))
+                if stored is not None:
+                    self._cache[key] = stored.to(device)
+                    return self._cache[key]
+            tokens = self.tokenizer(prompts).to(device)
             # full precision whatever the caller's autocast: the cache outlives a mixed-precision step
             with torch.autocast(device.type, enabled=False):
                 chunks = [self.clip.encode_text(tokens[i:i + self.batch_size], normalize=True).float()
                           for i in range(0, len(tokens), self.batch_size)]
             self._cache[key] = torch.cat(chunks).reshape(len(names), len(self.templates), -1)
+            if identity is not None:
+                self.disk_cache.save(identity, self._cache[key])
         return self._cache[key]

@@ -13,6 +13,7 @@ from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
 
 from ..evaluation import merge_background
 from ..utils.errors import LoGoSegUserError
+from ..utils.palette import vocabulary_palette
 from ..utils.vocab import VOCABULARIES, check_vocabulary, load_vocabulary
 from .clip_encoders import PAPER_TEMPLATES, CLIPTextEncoder, build_image_encoder, create_clip
 
@@ -55,7 +56,8 @@ class LoGoSeg(EncoderDecoder):
         clip_model = create_clip(model_name, **clip)
         self.backbone = build_image_encoder(clip_model.visual, **layers)
         clip_model.visual = None  # the text encoder keeps only the text tower
-        self.text_encoder = CLIPTextEncoder(clip_model, open_clip.get_tokenizer(model_name), prompt_templates)
+        self.text_encoder = CLIPTextEncoder(clip_model, open_clip.get_tokenizer(model_name), prompt_templates,
+                                            model_name=model_name)
         self.decode_head = MODELS.build(dict(
             decode_head, clip_dim=self.backbone.embed_dim, mid_channels=self.backbone.mid_channels,
             guidance_channels=self.backbone.guidance_channels))
@@ -77,11 +79,39 @@ class LoGoSeg(EncoderDecoder):
             raise LoGoSegUserError(f'background_index {background_index} outside the {len(names)} classes')
         self.class_names = names
         self.background_index = background_index
+        # what MMSeg's inference_model / show_result_pyplot read: the label space of the predictions
+        classes = names if background_index is None else names[:background_index] + ('background', )
+        given = self._assigned_meta or {}
+        palette = given.get('palette')
+        if tuple(given.get('classes', ())) != classes or len(palette or ()) != len(classes):
+            palette = vocabulary_palette(len(classes))
+        self._vocabulary_meta = dict(classes=classes, palette=[tuple(c) for c in palette], prompt_classes=names,
+                                     background_index=background_index)
+
+    _assigned_meta: dict | None = None
+    _vocabulary_meta: dict | None = None
+
+    @property
+    def dataset_meta(self) -> dict | None:
+        """``classes`` (the predicted label space) and ``palette`` of the current vocabulary, plus
+        ``prompt_classes`` and ``background_index``.
+
+        ``mmseg.apis.init_model`` assigns the checkpoint's training metainfo here; it is the vocabulary until
+        ``set_vocabulary`` (or the config's ``model.vocabulary``) sets another.
+        """
+        if self.class_names is None and not (self._assigned_meta or {}).get('classes'):
+            return None
+        self.vocabulary  # noqa: B018  (adopts the assigned metainfo when no vocabulary is set)
+        return self._vocabulary_meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, meta: dict | None) -> None:
+        self._assigned_meta = dict(meta) if meta else None
 
     @property
     def vocabulary(self) -> tuple[str, ...]:
         if self.class_names is None:
-            meta = getattr(self, 'dataset_meta', None) or {}
+            meta = self._assigned_meta or {}
             if meta.get('classes'):  # set by mmseg.apis.init_model from the checkpoint
                 self.set_vocabulary(meta.get('prompt_classes', meta['classes']), meta.get('background_index'))
             else:
@@ -97,6 +127,17 @@ class LoGoSeg(EncoderDecoder):
     @property
     def out_channels(self) -> int:
         return len(self.vocabulary)
+
+    def encode_decode(self, inputs: torch.Tensor, batch_img_metas: list[dict]) -> torch.Tensor:
+        """Logits (B, N, H, W) of the inputs (B, 3, H, W); an input smaller than one patch is padded with
+        zeros (the normalised mean, as SegDataPreProcessor pads) to one patch and the logits cropped back."""
+        height, width = inputs.shape[-2:]
+        patch = self.backbone.patch_stride
+        if height >= patch and width >= patch:
+            return super().encode_decode(inputs, batch_img_metas)
+        padded = F.pad(inputs, (0, max(patch - width, 0), 0, max(patch - height, 0)))
+        metas = [dict(meta, img_shape=padded.shape[-2:]) for meta in batch_img_metas]
+        return super().encode_decode(padded, metas)[..., :height, :width]
 
     def extract_feat(self, inputs: torch.Tensor) -> dict:
         """Image features of the batch plus the prompt embeddings T (N, P, C) of the current vocabulary."""

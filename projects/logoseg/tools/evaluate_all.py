@@ -7,7 +7,8 @@ Each benchmark runs ``configs/eval/<benchmark>.py`` (the model config with the b
 ``HallucinationIoUMetric``) in its own mmengine Runner, as ``mim test`` would. Output:
 ``{benchmark: {mIoU, aAcc, mAcc, hallucination_rate, hallucinated_classes, num_images}}``, mIoU / aAcc /
 mAcc in percent as MMSeg reports them, the hallucination figures as fractions / counts per image. The file
-is rewritten after every benchmark, so finished ones survive an interrupted run.
+is rewritten after every benchmark, so finished ones survive an interrupted run. The figures also go to one
+MLflow run (``<benchmark>/mIoU``, ...), FINISHED only when every benchmark was evaluated.
 
 Every benchmark's data is checked before the first one runs: a missing one stops with the one-line
 dataset error, or with ``--skip-missing`` is recorded as ``{"missing": "<that error>"}`` and skipped.
@@ -29,6 +30,7 @@ from mmengine.runner import Runner
 from mmseg.registry import DATASETS
 
 from ..datasets import DatasetNotFoundError
+from ..engine.tracking import TrackedRun
 from ..utils.errors import LoGoSegUserError
 
 BENCHMARKS = ('ade847', 'pc459', 'ade150', 'pc59', 'voc20', 'voc20b')  # the paper's column order
@@ -138,8 +140,19 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[list[str]] = None) -> None:
     args = parse_args(argv)
-    evaluate_all(args.model_config, args.checkpoint, args.out, tuple(args.benchmarks), args.work_dir,
-                 args.cfg_options, args.skip_missing, args.launcher)
+
+    def run() -> None:
+        evaluate_all(args.model_config, args.checkpoint, args.out, tuple(args.benchmarks), args.work_dir,
+                     args.cfg_options, args.skip_missing, args.launcher)
+
+    if 'MLFLOW_RUN_ID' in os.environ or os.environ.get('RANK', '0') != '0':
+        run()  # a grid row's run (or rank 0's) receives the metrics
+        return
+    # one MLflow run for the whole evaluation: the Runner of each benchmark logs <benchmark>/<metric> into it
+    tags = dict(kind='evaluation', checkpoint=osp.abspath(args.checkpoint))
+    with TrackedRun(f'evaluate-{Path(args.model_config).stem}', tags) as tracked:
+        run()
+        tracked.log_artifact(args.out)
 
 
 if __name__ == '__main__':

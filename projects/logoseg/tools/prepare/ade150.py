@@ -17,6 +17,7 @@ from .common import (INVALID, LabelSpec, Plan, execute, load_params, make_parser
 
 SOURCE = ('ADEChallengeData2016.zip, http://data.csail.mit.edu/places/ADEchallenge/ADEChallengeData2016.zip '
           '(https://ade20k.csail.mit.edu/), unzipped into data/')
+FIX = 're-download ADEChallengeData2016.zip from http://data.csail.mit.edu/places/ADEchallenge/ADEChallengeData2016.zip'
 SPLITS = ('validation', 'training')
 LABELS = LabelSpec(np.uint8, 150, 255)
 
@@ -26,7 +27,8 @@ LUT[1:151] = np.arange(150)
 
 
 def build_plan(raw: Path, out: Path, splits: Sequence[str] = SPLITS) -> Plan:
-    return split_folders_plan('ade150', raw, out, splits, 'A-150', SOURCE, LUT, LABELS, Path(__file__))
+    return split_folders_plan('ade150', raw, out, splits, 'A-150', SOURCE, LUT, LABELS, Path(__file__),
+                              (FIX, FIX))
 
 
 def prepare(raw: Path, out: Path, workers: int = 1, splits: Sequence[str] = SPLITS) -> bool:

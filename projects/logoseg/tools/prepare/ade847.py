@@ -5,14 +5,14 @@ lies under ``images/ADE/validation``. The object class of a pixel of ``<id>_seg.
 becomes its ``trainId`` in ``vocab/ade847_categories.json`` (``id`` -> ``trainId``), every other class 65535.
 Images whose short side exceeds ``short_side`` (512) are resized so that it equals ``short_side`` and the long
 side is ``round(long / short * short_side)``: the image bilinearly (OpenCV INTER_LINEAR), the label with OpenCV
-INTER_NEAREST (PIL's NEAREST samples pixel centres and gives a different map). Images that keep their size are
-copied byte for byte; resized ones are written as JPEG (quality 95).
+INTER_NEAREST (PIL's NEAREST samples pixel centres and gives a different map). Every image is decoded in full
+and written as the reference preparation (CAT-Seg / SED, ``prepare_ade20k_full.py``) writes it: PIL's JPEG
+encoder at its default quality 75, resized or not, in the mode PIL decodes it to (greyscale stays greyscale).
 """
 from __future__ import annotations
 
 import json
 import pickle
-import shutil
 import sys
 from collections.abc import Sequence
 from importlib import resources
@@ -24,13 +24,14 @@ from PIL import Image
 
 from logoseg.utils.errors import LoGoSegUserError
 
-from .common import (LabelSpec, Plan, check_files, execute, load_params, make_parser, parse_args, remap, require,
-                     run_main, write_tiff)
+from .common import (LabelSpec, Plan, check_files, decode, execute, load_params, make_parser, parse_args, read_failed,
+                     remap, require, run_main, write_tiff)
 
 SOURCE = ('ADE20K_2021_17_01.zip (index_ade20k.pkl + images/) from https://ade20k.csail.mit.edu/ (register, then '
           'download the full dataset), unzipped into data/')
 LABELS = LabelSpec(np.uint16, 847, 65535)
-JPEG_QUALITY = 95
+JPEG_QUALITY = 75  # PIL's default, which the reference preparation uses (it passes no quality)
+FIX = 're-download it (ADE20K_2021_17_01.zip from https://ade20k.csail.mit.edu/)'
 CATEGORIES = resources.files('logoseg').joinpath('vocab', 'ade847_categories.json')
 
 
@@ -61,26 +62,26 @@ def class_index(seg: np.ndarray) -> np.ndarray:
     return seg[..., 0].astype(np.int32) // 10 * 256 + seg[..., 1]
 
 
-def convert(task: tuple[str, str, str, int], root: Path) -> None:
-    """task = (image path, *_seg.png path, image id, short_side)."""
-    image_path, seg_path, name, short_side = task
-    with Image.open(seg_path) as seg:
-        label = remap(class_index(np.asarray(seg.convert('RGB'))), LUT, LABELS, seg_path)
-    with Image.open(image_path) as image:
-        width, height = image.size
-        if label.shape != (height, width):
-            raise LoGoSegUserError(f'{seg_path} is {label.shape[1]}x{label.shape[0]} but its image is '
-                                   f'{width}x{height}; re-download the dataset')
-        new = resized_shape(height, width, short_side)
-        image_out = root / 'images' / f'{name}.jpg'
-        image_out.parent.mkdir(parents=True, exist_ok=True)
-        if new is None:
-            shutil.copyfile(image_path, image_out)
-        else:
-            size = (new[1], new[0])  # OpenCV takes (width, height)
-            pixels = cv2.resize(np.asarray(image.convert('RGB')), size, interpolation=cv2.INTER_LINEAR)
-            Image.fromarray(pixels).save(image_out, quality=JPEG_QUALITY)
-            label = cv2.resize(label, size, interpolation=cv2.INTER_NEAREST)
+def convert(task: tuple[str, str, str, int, int], root: Path) -> None:
+    """task = (image path, *_seg.png path, image id, short_side, JPEG quality)."""
+    image_path, seg_path, name, short_side, quality = task
+    seg = decode(Path(seg_path), ('RGB', 'RGBA'), FIX)
+    label = remap(class_index(seg), LUT, LABELS, seg_path)
+    pixels = decode(Path(image_path), fix=FIX)
+    if pixels.ndim == 3 and pixels.shape[2] != 3:  # CMYK (or alpha): JPEG takes L or RGB
+        pixels = np.asarray(Image.fromarray(pixels).convert('RGB'))
+    height, width = pixels.shape[:2]
+    if label.shape != (height, width):
+        raise LoGoSegUserError(f'{seg_path} is {label.shape[1]}x{label.shape[0]} but its image is '
+                               f'{width}x{height}; {FIX}')
+    new = resized_shape(height, width, short_side)
+    if new is not None:
+        size = (new[1], new[0])  # OpenCV takes (width, height)
+        pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_LINEAR)
+        label = cv2.resize(label, size, interpolation=cv2.INTER_NEAREST)
+    image_out = root / 'images' / f'{name}.jpg'
+    image_out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(image_out, format='JPEG', quality=quality)
     write_tiff(root / 'annotations' / f'{name}.tif', label)
 
 
@@ -109,21 +110,25 @@ def validation_entries(raw: Path, index: dict) -> list[tuple[Path, Path]]:
     return sorted(entries, key=lambda e: e[0].name)
 
 
-def build_plan(raw: Path, out: Path, short_side: int = 512) -> Plan:
-    with open(require(raw / 'index_ade20k.pkl', 'ADE20K index', SOURCE), 'rb') as f:
-        index = pickle.load(f)  # the official index (trusted input): dicts, lists and numpy arrays
+def build_plan(raw: Path, out: Path, short_side: int = 512, quality: int = JPEG_QUALITY) -> Plan:
+    index_path = require(raw / 'index_ade20k.pkl', 'ADE20K index', SOURCE)
+    try:
+        with open(index_path, 'rb') as f:
+            index = pickle.load(f)  # the official index (trusted input): dicts, lists and numpy arrays
+    except Exception as err:  # noqa: BLE001  a damaged pickle raises UnpicklingError, EOFError, ValueError ...
+        raise read_failed(index_path, err, FIX) from None
     require(raw / 'images' / 'ADE' / 'validation', 'ADE20K validation images', SOURCE)
     entries = validation_entries(raw, index)
     check_files((p for entry in entries for p in entry), 'ADE20K validation file', SOURCE)
-    tasks = [(str(image), str(seg), image.stem, short_side) for image, seg in entries]
-    inputs = [p for entry in entries for p in entry]
-    return Plan('ade847', raw, out, tasks, convert, inputs, {'short_side': short_side},
+    tasks = [(str(image), str(seg), image.stem, short_side, quality) for image, seg in entries]
+    inputs = [index_path, *(p for entry in entries for p in entry)]
+    return Plan('ade847', raw, out, tasks, convert, inputs, {'short_side': short_side, 'jpeg_quality': quality},
                 [Path(__file__), CATEGORIES])
 
 
-def prepare(raw: Path, out: Path, workers: int = 1, short_side: int = 512) -> bool:
+def prepare(raw: Path, out: Path, workers: int = 1, short_side: int = 512, quality: int = JPEG_QUALITY) -> bool:
     """Write prepared/ade847; False when it was already up to date."""
-    return execute(build_plan(raw, out, short_side), workers)
+    return execute(build_plan(raw, out, short_side, quality), workers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -132,10 +137,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--short-side', type=int, default=params.get('short_side', 512),
                         help='resize images whose short side is longer to this (default: '
                              'prepare.ade847.short_side, else 512)')
+    parser.add_argument('--jpeg-quality', type=int, default=params.get('jpeg_quality', JPEG_QUALITY),
+                        help='JPEG quality of the written images (default: prepare.ade847.jpeg_quality, else '
+                             f'{JPEG_QUALITY}, the reference preparation\'s)')
     args = parse_args(parser, argv)
     if not isinstance(args.short_side, int) or args.short_side < 1:
         parser.error(f'--short-side must be an integer >= 1, got {args.short_side!r}')
-    return run_main(lambda: prepare(args.raw, args.out, args.workers, args.short_side))
+    if not isinstance(args.jpeg_quality, int) or not 1 <= args.jpeg_quality <= 95:
+        parser.error(f'--jpeg-quality must be an integer in 1..95, got {args.jpeg_quality!r}')
+    return run_main(lambda: prepare(args.raw, args.out, args.workers, args.short_side, args.jpeg_quality))
 
 
 if __name__ == '__main__':

@@ -20,6 +20,9 @@ SOURCE = ('COCO-Stuff (https://github.com/nightrome/cocostuff): images train2017
           'http://images.cocodataset.org/zips/ into data/cocostuff/images/, stuffthingmaps_trainval2017.zip from '
           'http://calvin.inf.ed.ac.uk/wp-content/uploads/data/cocostuffdataset/stuffthingmaps_trainval2017.zip '
           'into data/cocostuff/annotations/')
+FIXES = ('re-download stuffthingmaps_trainval2017.zip from http://calvin.inf.ed.ac.uk/wp-content/uploads/data/'
+         'cocostuffdataset/stuffthingmaps_trainval2017.zip',
+         're-download train2017.zip / val2017.zip from http://images.cocodataset.org/zips/')
 SPLITS = ('train2017', 'val2017')
 LABELS = LabelSpec(np.uint8, 171, 255)
 
@@ -32,7 +35,8 @@ LUT[USED] = np.arange(len(USED))
 
 
 def build_plan(raw: Path, out: Path, splits: Sequence[str] = SPLITS) -> Plan:
-    return split_folders_plan('coco_stuff171', raw, out, splits, 'COCO-Stuff', SOURCE, LUT, LABELS, Path(__file__))
+    return split_folders_plan('coco_stuff171', raw, out, splits, 'COCO-Stuff', SOURCE, LUT, LABELS, Path(__file__),
+                              FIXES)
 
 
 def prepare(raw: Path, out: Path, workers: int = 1, splits: Sequence[str] = SPLITS) -> bool:

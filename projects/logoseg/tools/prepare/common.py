@@ -3,11 +3,15 @@
 A script builds a :class:`Plan` (one picklable task per image, the raw files it reads, the settings that shape
 its output) and hands it to :func:`execute`, which
 
-- skips the run when ``<out>/.prepare.json`` records the same digest (input list with file sizes, settings,
-  script source) and the output still holds every file, so a re-run rewrites nothing;
+- skips the run when ``<out>/.prepare.json`` records the same digest (input list with each file's size and
+  modification time, settings, script source) and the output still holds every file, so a re-run rewrites
+  nothing;
 - otherwise converts every task into a temporary sibling ``.<out name>.tmp-<pid>`` (a process pool when
   ``workers > 1``) and moves it to ``<out>`` only when all tasks succeeded: an interrupted run never leaves an
   output that DVC or a later run would take as complete. Temporaries of dead runs are removed by the next run.
+
+Every raw file is fully decoded where it is read; a corrupt or truncated one stops the run with one line naming
+it and what to re-download (:func:`read_failed`), in a worker process as in the main one.
 """
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -28,7 +34,7 @@ import cv2
 import numpy as np
 import tifffile
 import yaml
-from PIL import Image
+from PIL import Image, ImageFile, UnidentifiedImageError
 from tqdm import tqdm
 
 from logoseg.utils.errors import LoGoSegUserError
@@ -59,6 +65,8 @@ class Plan:
         inputs: every raw file the run reads.
         settings: JSON-serialisable values that shape the output (parameters, id lists).
         sources: files whose content shapes the output (the scripts, vocabulary files): the "script version".
+        content_hash: also record ``content_sha256`` (:func:`content_digest` of the output) in the marker,
+            a version of the data itself (generated data, whose inputs are code).
     """
 
     name: str
@@ -69,6 +77,7 @@ class Plan:
     inputs: Sequence[Path]
     settings: dict
     sources: Sequence[Any]
+    content_hash: bool = False
 
 
 # ---------------------------------------------------------------- command line
@@ -128,10 +137,36 @@ def run_main(job: Callable[[], Any]) -> int:
 
 # ---------------------------------------------------------------- raw inputs
 
+def not_found(path: Path, what: str, source: str, detail: str = 'is missing') -> LoGoSegUserError:
+    """The one-line error for a missing raw input: its official download, and ``dvc pull`` when a DVC record
+    (``data.dvc`` beside ``data/``) covers it. When the whole recorded folder is absent (a fresh clone), pulling
+    it comes first."""
+    record = next((a.with_name(f'{a.name}.dvc') for a in (path, *path.parents)
+                   if a.name and a.with_name(f'{a.name}.dvc').is_file()), None)
+    if record is None:
+        return LoGoSegUserError(f'{what} not found: {path} {detail}; get it from {source}')
+    tracked = record.with_suffix('')
+    if not tracked.exists():
+        return LoGoSegUserError(f'{what} not found: {tracked}/ is missing (a fresh clone?); restore the recorded '
+                                f'raw data with `dvc pull {record}` (a DVC remote is needed: README, Datasets), '
+                                f'or get it from {source}')
+    return LoGoSegUserError(f'{what} not found: {path} {detail}; get it from {source} (or `dvc pull {record}` '
+                            'if the recorded raw data holds it)')
+
+
+def read_failed(path: Any, err: BaseException, fix: str = 're-download it') -> LoGoSegUserError:
+    """The one-line error for a raw file its parser rejects (truncated, garbage, wrong format)."""
+    if isinstance(err, UnidentifiedImageError):
+        reason = 'not an image PIL can identify'
+    else:  # the parser's first words, without the path it may repeat
+        reason = str(err).replace(str(path), 'file').splitlines()[0][:120] if str(err) else type(err).__name__
+    return LoGoSegUserError(f'{path} is corrupt or truncated ({reason}); {fix}')
+
+
 def require(path: Path, what: str, source: str) -> Path:
     """``path`` if it exists, else a one-line error naming it and the official download."""
     if not path.exists():
-        raise LoGoSegUserError(f'{what} not found: {path} is missing; get it from {source}')
+        raise not_found(path, what, source)
     return path
 
 
@@ -140,7 +175,7 @@ def list_files(directory: Path, suffix: str, what: str, source: str) -> list[Pat
     require(directory, what, source)
     files = sorted(p for p in directory.iterdir() if p.name.endswith(suffix) and p.is_file())
     if not files:
-        raise LoGoSegUserError(f'{what} not found: {directory} holds no *{suffix} files; get them from {source}')
+        raise not_found(directory, what, source, f'holds no *{suffix} files')
     return files
 
 
@@ -152,19 +187,40 @@ def check_files(paths: Iterable[Path], what: str, source: str) -> None:
         if names is None:
             names = listed[path.parent] = set(os.listdir(path.parent)) if path.parent.is_dir() else set()
         if path.name not in names:
-            raise LoGoSegUserError(f'{what} not found: {path} is missing; get it from {source}')
+            raise not_found(path, what, source)
 
 
-def read_label(path: Path) -> np.ndarray:
-    """(H, W) integer map of a single-channel PNG (greyscale, or palette indices rather than colours)."""
+def decode(path: Path, modes: Sequence[str] | None = None, fix: str = 're-download it') -> np.ndarray:
+    """Every pixel of an image file, decoded: (H, W) or (H, W, C) in PIL's mode for it.
+
+    A truncated or garbage file is an error naming it, never a partly grey image: PIL's tolerance for truncated
+    files (a process-wide switch other libraries may turn on) is off while decoding. ``modes``: the PIL modes
+    accepted (label maps must be single-channel).
+    """
+    tolerant, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
     try:
         with Image.open(path) as image:
-            if image.mode not in ('L', 'P', 'I;16', 'I'):
-                raise LoGoSegUserError(f'{path} is a {image.mode} image, not a single-channel label map; '
-                                       're-download it')
+            if modes is not None and image.mode not in modes:
+                raise LoGoSegUserError(f'{path} is a {image.mode} image, not one of {"/".join(modes)}; {fix}')
             return np.asarray(image)
-    except OSError as err:  # truncated or not an image at all
-        raise LoGoSegUserError(f'cannot read {path} ({type(err).__name__}); re-download it') from None
+    except LoGoSegUserError:
+        raise
+    except Exception as err:  # noqa: BLE001  PIL's decoders raise OSError, SyntaxError, ValueError, zlib.error ...
+        raise read_failed(path, err, fix) from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = tolerant
+
+
+def read_label(path: Path, fix: str = 're-download it') -> np.ndarray:
+    """(H, W) integer map of a single-channel PNG (greyscale, or palette indices rather than colours)."""
+    return decode(path, ('L', 'P', 'I;16', 'I'), fix)
+
+
+def check_image(path: Path, shape: tuple[int, ...], label: Any, fix: str = 're-download it') -> None:
+    """The image a label map belongs to decodes completely and has the label's (H, W)."""
+    height, width = decode(path, fix=fix).shape[:2]
+    if (height, width) != tuple(shape):
+        raise LoGoSegUserError(f'{label} is {shape[1]}x{shape[0]} but its image {path} is {width}x{height}; {fix}')
 
 
 def remap(raw: np.ndarray, lut: np.ndarray, spec: LabelSpec, path: Any) -> np.ndarray:
@@ -207,35 +263,59 @@ def write_tiff(path: Path, label: np.ndarray) -> None:
     tifffile.imwrite(path, label, compression='zlib')
 
 
-def convert_png(task: tuple[str, str], root: Path, lut: np.ndarray, spec: LabelSpec) -> None:
-    """Remap one raw label PNG through ``lut`` into a PNG below ``root``; task = (raw path, output path)."""
-    src, dst = task
-    write_png(root / dst, remap(read_label(Path(src)), lut, spec, src))
+def convert_png(task: tuple[str, str, str], root: Path, lut: np.ndarray, spec: LabelSpec,
+                fixes: tuple[str, str]) -> None:
+    """Remap one raw label PNG through ``lut`` into a PNG below ``root`` after decoding its image;
+    task = (raw label path, raw image path, output path); fixes = what to re-download for a bad label, image."""
+    src, image, dst = task
+    label = remap(read_label(Path(src), fixes[0]), lut, spec, src)
+    check_image(Path(image), label.shape, src, fixes[1])
+    write_png(root / dst, label)
 
 
 def split_folders_plan(name: str, raw: Path, out: Path, splits: Sequence[str], what: str, source: str,
-                       lut: np.ndarray, spec: LabelSpec, script: Path) -> Plan:
+                       lut: np.ndarray, spec: LabelSpec, script: Path, fixes: tuple[str, str]) -> Plan:
     """Plan for a raw layout ``annotations/<split>/<id>.png`` beside ``images/<split>/<id>.jpg``, remapped
-    through ``lut`` to ``<out>/<split>/<id>.png``."""
+    through ``lut`` to ``<out>/<split>/<id>.png``; ``fixes``: what to re-download for a bad label, image."""
     tasks, inputs = [], []
     for split in splits:
         labels = list_files(raw / 'annotations' / split, '.png', f'{what} {split} annotations', source)
-        check_files((raw / 'images' / split / f'{p.stem}.jpg' for p in labels), f'{what} {split} image', source)
-        tasks += [(str(p), f'{split}/{p.name}') for p in labels]
-        inputs += labels
-    return Plan(name, raw, out, tasks, partial(convert_png, lut=lut, spec=spec), inputs,
+        images = [raw / 'images' / split / f'{p.stem}.jpg' for p in labels]
+        check_files(images, f'{what} {split} image', source)
+        tasks += [(str(p), str(i), f'{split}/{p.name}') for p, i in zip(labels, images, strict=True)]
+        inputs += [*labels, *images]
+    return Plan(name, raw, out, tasks, partial(convert_png, lut=lut, spec=spec, fixes=fixes), inputs,
                 {'splits': list(splits)}, [script])
 
 
 # ---------------------------------------------------------------- running a plan
 
 def digest(plan: Plan) -> str:
-    """sha256 of the input list (paths relative to the raw root, sizes), the settings and the sources."""
+    """sha256 of the input list (paths relative to the raw root, sizes, modification times in ns), the settings
+    and the sources.
+
+    A raw file is keyed on size and mtime, as DVC's own state cache and rsync key files: a replaced file (a new
+    download, unzip, copy) gets a new mtime even at the same size, and hashing the contents would read every
+    raw file (about 20 GB for COCO-Stuff) on each run just to find nothing to do.
+    """
     h = hashlib.sha256()
     sources = [hashlib.sha256(s.read_bytes()).hexdigest() for s in (*plan.sources, Path(__file__))]
-    inputs = [[os.path.relpath(p, plan.raw), os.stat(p).st_size] for p in plan.inputs]
+    inputs = []
+    for path in plan.inputs:
+        stat = os.stat(path)
+        inputs.append([os.path.relpath(path, plan.raw), stat.st_size, stat.st_mtime_ns])
     h.update(json.dumps({'dataset': plan.name, 'settings': plan.settings, 'sources': sources,
                          'inputs': inputs}, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def content_digest(root: Path) -> str:
+    """sha256 over the relative path and bytes of every file below ``root`` except the marker, in path order."""
+    h = hashlib.sha256()
+    files = sorted(p for p in root.rglob('*') if p.is_file() and p.name != MARKER)
+    for path in files:
+        h.update(path.relative_to(root).as_posix().encode() + b'\0')
+        h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()
 
 
@@ -273,7 +353,8 @@ def _remove_stale(out: Path) -> None:
 
 
 def _map(fn: Callable[[Any], None], tasks: Sequence[Any], workers: int, desc: str) -> None:
-    with tqdm(total=len(tasks), desc=desc, unit='img', file=sys.stderr) as bar:
+    # disable=None: a progress bar on a terminal only, so a log or a pipe holds just the outcome
+    with tqdm(total=len(tasks), desc=desc, unit='img', file=sys.stderr, disable=None) as bar:
         if workers <= 1 or len(tasks) <= 1:
             for task in tasks:
                 fn(task)
@@ -281,16 +362,22 @@ def _map(fn: Callable[[Any], None], tasks: Sequence[Any], workers: int, desc: st
             return
         # fork: workers inherit the imported modules instead of importing torch & co. again. A forked child
         # must not inherit a started OpenCV thread pool (it deadlocks there), so OpenCV runs single-threaded
-        # while the workers exist: one image per process anyway.
+        # while the workers exist: one image per process anyway. concurrent.futures rather than
+        # multiprocessing.Pool: a worker that dies (killed, or crashed in a C decoder) breaks the pool with an
+        # error instead of leaving the run waiting forever; a task's exception stops the run and cancels the rest.
         ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else None)
         chunk = max(1, min(64, len(tasks) // (workers * 8)))
         threads = cv2.getNumThreads()
         cv2.setNumThreads(0)
+        pool = ProcessPoolExecutor(workers, mp_context=ctx)
         try:
-            with ctx.Pool(workers) as pool:  # leaving the block terminates the workers, also on error
-                for _ in pool.imap_unordered(fn, tasks, chunksize=chunk):
-                    bar.update()
+            for _ in pool.map(fn, tasks, chunksize=chunk):
+                bar.update()
+        except BrokenProcessPool:
+            raise LoGoSegUserError(f'{desc}: a worker process died (killed, out of memory, or crashed in a '
+                                   'decoder); nothing was written, run it again') from None
         finally:
+            pool.shutdown(wait=True, cancel_futures=True)
             cv2.setNumThreads(threads)
 
 
@@ -315,6 +402,8 @@ def execute(plan: Plan, workers: int = 1) -> bool:
     try:
         _map(partial(plan.convert, root=tmp), plan.tasks, workers, plan.name)
         marker = {'dataset': plan.name, 'digest': expected, 'files': _count_files(tmp)}
+        if plan.content_hash:
+            marker['content_sha256'] = content_digest(tmp)
         (tmp / MARKER).write_text(json.dumps(marker, indent=1) + '\n', encoding='utf-8')
         if out.exists():
             old = out.parent / f'.{out.name}.old-{os.getpid()}'

@@ -16,13 +16,15 @@ import scipy.io
 
 from logoseg.utils.errors import LoGoSegUserError
 
-from .common import (LabelSpec, Plan, check_files, execute, load_params, make_parser, parse_args, remap, require,
-                     run_main, write_tiff)
+from .common import (LabelSpec, Plan, check_files, check_image, execute, load_params, make_parser, parse_args,
+                     read_failed, remap, require, run_main, write_tiff)
 
 SOURCE = ('PASCAL-Context trainval.tar.gz (trainval/<id>.mat) from https://www.cs.stanford.edu/~roozbeh/'
           'pascal-context/ into data/VOCdevkit/VOC2010/, images from VOCtrainval_03-May-2010.tar, '
           'http://host.robots.ox.ac.uk/pascal/VOC/voc2010/')
 LABELS = LabelSpec(np.uint16, 459, 65535)
+FIX_MAT = 're-download trainval.tar.gz from https://www.cs.stanford.edu/~roozbeh/pascal-context/'
+FIX_IMAGE = 're-download VOCtrainval_03-May-2010.tar from http://host.robots.ox.ac.uk/pascal/VOC/voc2010/'
 
 LUT = np.empty(460, np.int32)
 LUT[0] = 65535
@@ -41,25 +43,30 @@ def val_ids(path: Path | None = None) -> list[str]:
     return ids
 
 
-def convert(task: tuple[str, str], root: Path) -> None:
-    """task = (raw .mat path, output path relative to root)."""
-    src, dst = task
+def convert(task: tuple[str, str, str], root: Path) -> None:
+    """task = (raw .mat path, raw image path, output path relative to root)."""
+    src, image, dst = task
     try:
         mat = scipy.io.loadmat(src)
-    except (OSError, ValueError) as err:  # truncated or not a MATLAB file
-        raise LoGoSegUserError(f'cannot read {src} ({type(err).__name__}); re-download it') from None
-    if 'LabelMap' not in mat:
-        raise LoGoSegUserError(f'{src} has no LabelMap; it is not a PASCAL-Context annotation, re-download it')
-    write_tiff(root / dst, remap(mat['LabelMap'].astype(np.int64), LUT, LABELS, src))
+    except Exception as err:  # noqa: BLE001  truncated / not MATLAB: OSError, ValueError, MatReadError, zlib.error ...
+        raise read_failed(src, err, FIX_MAT) from None
+    labels = mat.get('LabelMap')
+    if not isinstance(labels, np.ndarray) or labels.ndim != 2 or labels.dtype.kind not in 'ui':
+        raise LoGoSegUserError(f'{src} has no 2-D integer LabelMap; it is not a PASCAL-Context annotation, '
+                               f'{FIX_MAT}')
+    label = remap(labels.astype(np.int64), LUT, LABELS, src)
+    check_image(Path(image), label.shape, src, FIX_IMAGE)
+    write_tiff(root / dst, label)
 
 
 def build_plan(raw: Path, out: Path, ids: Sequence[str]) -> Plan:
     require(raw / 'trainval', 'PASCAL-Context trainval annotations', SOURCE)
     mats = [raw / 'trainval' / f'{i}.mat' for i in ids]
+    images = [raw / 'JPEGImages' / f'{i}.jpg' for i in ids]
     check_files(mats, 'PASCAL-Context annotation', SOURCE)
-    check_files((raw / 'JPEGImages' / f'{i}.jpg' for i in ids), 'VOC2010 image', SOURCE)
-    tasks = [(str(p), f'val/{p.stem}.tif') for p in mats]
-    return Plan('pc459', raw, out, tasks, convert, mats, {'ids': list(ids)}, [Path(__file__)])
+    check_files(images, 'VOC2010 image', SOURCE)
+    tasks = [(str(m), str(i), f'val/{m.stem}.tif') for m, i in zip(mats, images, strict=True)]
+    return Plan('pc459', raw, out, tasks, convert, [*mats, *images], {'ids': list(ids)}, [Path(__file__)])
 
 
 def prepare(raw: Path, out: Path, workers: int = 1, ids_file: Path | None = None) -> bool:

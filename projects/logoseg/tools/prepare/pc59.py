@@ -19,9 +19,9 @@ from pycocotools import mask as mask_utils
 
 from logoseg.utils.errors import LoGoSegUserError
 
-from .common import (LabelSpec, Plan, check_files, execute, load_params, make_parser, parse_args, remap, require,
-                     run_main, write_png)
-from .pc459 import val_ids
+from .common import (LabelSpec, Plan, check_files, check_image, execute, load_params, make_parser, parse_args, remap,
+                     require, run_main, write_png)
+from .pc459 import FIX_IMAGE, val_ids
 
 SOURCE = ('trainval_merged.json (PASCAL in Detail, https://codalabuser.blob.core.windows.net/public/'
           'trainval_merged.json; PASCAL-Context: https://www.cs.stanford.edu/~roozbeh/pascal-context/) into '
@@ -29,6 +29,7 @@ SOURCE = ('trainval_merged.json (PASCAL in Detail, https://codalabuser.blob.core
           'http://host.robots.ox.ac.uk/pascal/VOC/voc2010/')
 SPLITS = ('val', 'train')
 LABELS = LabelSpec(np.uint8, 59, 255)
+FIX_JSON = 're-download trainval_merged.json (https://codalabuser.blob.core.windows.net/public/trainval_merged.json)'
 
 # PASCAL-Context ids of background (0) and the 59 classes, sorted: position i is class i-1.
 PC59_IDS = np.array([
@@ -41,15 +42,59 @@ LUT = np.full(2 ** 16, 255, np.int32)  # category ids are painted into a uint16 
 LUT[PC59_IDS[1:]] = np.arange(LABELS.num_classes)
 
 
-def convert(task: tuple[int, int, list, str], root: Path) -> None:
-    """task = (height, width, [(category_id, RLE dict), ...], output path relative to root)."""
-    height, width, annotations, dst = task
+def rle_counts(counts: str) -> list[int]:
+    """Run lengths of a COCO compressed RLE string (pycocotools' ``rleFrString``); ValueError when malformed.
+
+    pycocotools decodes an RLE whose runs cover less than the image into uninitialised memory without a word,
+    so the runs are checked here before it sees them.
+    """
+    runs: list[int] = []
+    position = 0
+    while position < len(counts):
+        value, shift, more = 0, 0, True
+        while more:
+            if position == len(counts):
+                raise ValueError('truncated run')
+            char = ord(counts[position]) - 48
+            if not 0 <= char < 64:
+                raise ValueError(f'character {counts[position]!r}')
+            value |= (char & 0x1F) << shift
+            more = bool(char & 0x20)
+            position += 1
+            shift += 5
+            if not more and char & 0x10:
+                value |= -1 << shift
+        if len(runs) > 2:
+            value += runs[-2]
+        if value < 0:
+            raise ValueError('negative run')
+        runs.append(value)
+    return runs
+
+
+def decode_rle(rle: dict, height: int, width: int) -> np.ndarray:
+    """(height, width) bool mask of one ``annos_segmentation`` entry; ValueError when it is not a valid RLE of
+    that size."""
+    if not isinstance(rle, dict) or not isinstance(rle.get('counts'), str):
+        raise ValueError('not a compressed RLE {size, counts}')
+    if list(rle.get('size', ())) != [height, width]:
+        raise ValueError(f'mask size {rle.get("size")} on a {height}x{width} image')
+    if sum(rle_counts(rle['counts'])) != height * width:
+        raise ValueError(f'runs do not cover the {height}x{width} image')
+    return mask_utils.decode(rle).astype(bool)
+
+
+def convert(task: tuple[int, int, list, str, str, str], root: Path) -> None:
+    """task = (height, width, [(category_id, RLE dict), ...], image path, annotation file, output path relative
+    to root)."""
+    height, width, annotations, image, json_path, dst = task
     ids = np.zeros((height, width), np.uint16)
     for category, rle in annotations:
-        if list(rle['size']) != [height, width]:
-            raise LoGoSegUserError(f'{dst}: RLE mask of size {rle["size"]} on a {height}x{width} image; '
-                                   're-download trainval_merged.json')
-        ids[mask_utils.decode(rle).astype(bool)] = category
+        try:
+            ids[decode_rle(rle, height, width)] = category
+        except ValueError as err:
+            raise LoGoSegUserError(f'{json_path}: bad mask of {Path(image).name} ({err}); {FIX_JSON}') from None
+    check_image(Path(image), ids.shape, f'{json_path} ({Path(image).name})', FIX_IMAGE)
     write_png(root / dst, remap(ids, LUT, LABELS, dst))
 
 
@@ -64,24 +109,28 @@ def build_plan(raw: Path, out: Path, splits: Sequence[str], ids: Sequence[str]) 
             if not 0 <= ann['category_id'] < 2 ** 16:
                 raise ValueError(f'category id {ann["category_id"]}')
             by_image.setdefault(ann['image_id'], []).append((ann['category_id'], ann['segmentation']))
-    except (ValueError, KeyError, TypeError) as err:
-        raise LoGoSegUserError(f'{json_path} is not a PASCAL in Detail annotation file ({err!r}); '
-                               f'get it from {SOURCE}') from None
+    except (ValueError, KeyError, TypeError) as err:  # includes a truncated file (JSONDecodeError) and bad UTF-8
+        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise LoGoSegUserError(f'{json_path} is corrupt or not a PASCAL in Detail annotation file ({reason}); '
+                               f'{FIX_JSON}') from None
     val = set(ids)
     chosen = {'val': list(ids),
               'train': sorted(stem for stem, img in images.items() if img[3] == 'train' and stem not in val)}
-    tasks = []
+    tasks, inputs = [], [json_path]
     for split in splits:
         missing = [stem for stem in chosen[split] if stem not in images]
         if missing:
             raise LoGoSegUserError(f'{json_path} lists no image {missing[0]} ({len(missing)} {split} ids missing); '
                                    f'get the full file from {SOURCE}')
-        check_files((raw / 'JPEGImages' / images[s][4] for s in chosen[split]), 'VOC2010 image', SOURCE)
-        for stem in chosen[split]:
+        files = [raw / 'JPEGImages' / images[s][4] for s in chosen[split]]
+        check_files(files, 'VOC2010 image', SOURCE)
+        inputs += files
+        for stem, image in zip(chosen[split], files, strict=True):
             image_id, height, width, _, _ = images[stem]
-            tasks.append((height, width, by_image.get(image_id, []), f'{split}/{stem}.png'))
+            tasks.append((height, width, by_image.get(image_id, []), str(image), str(json_path),
+                          f'{split}/{stem}.png'))
     settings = {'splits': list(splits), 'ids': list(ids)}
-    return Plan('pc59', raw, out, tasks, convert, [json_path], settings, [Path(__file__)])
+    return Plan('pc59', raw, out, tasks, convert, inputs, settings, [Path(__file__)])
 
 
 def prepare(raw: Path, out: Path, workers: int = 1, splits: Sequence[str] = SPLITS,

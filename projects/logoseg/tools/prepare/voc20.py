@@ -12,12 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (INVALID, LabelSpec, Plan, check_files, execute, load_params, make_parser, parse_args, read_label,
-                     remap, require, run_main, write_png)
+from .common import (INVALID, LabelSpec, Plan, check_files, check_image, execute, load_params, make_parser, parse_args,
+                     read_label, remap, require, run_main, write_png)
 
 SOURCE = ('VOCtrainval_11-May-2012.tar from http://host.robots.ox.ac.uk/pascal/VOC/voc2012/ (JPEGImages, '
           'ImageSets) plus SegmentationClassAug (PNG conversion of SBD, '
           'http://home.bharathh.info/pubs/codes/SBD/download.html) into data/VOCdevkit/VOC2012/')
+FIX_LABEL = 're-download SegmentationClassAug (http://home.bharathh.info/pubs/codes/SBD/download.html)'
+FIX_IMAGE = 're-download VOCtrainval_11-May-2012.tar from http://host.robots.ox.ac.uk/pascal/VOC/voc2012/'
 
 
 def make_lut(background: int) -> np.ndarray:
@@ -35,11 +37,13 @@ VARIANTS = {  # name -> (lookup table, label format)
 }
 
 
-def convert(task: tuple[str, str, str], root: Path) -> None:
-    """task = (variant name, raw SegmentationClassAug path, output path relative to root)."""
-    name, src, dst = task
+def convert(task: tuple[str, str, str, str], root: Path) -> None:
+    """task = (variant name, raw SegmentationClassAug path, raw image path, output path relative to root)."""
+    name, src, image, dst = task
     lut, spec = VARIANTS[name]
-    write_png(root / dst, remap(read_label(Path(src)), lut, spec, src))
+    label = remap(read_label(Path(src), FIX_LABEL), lut, spec, src)
+    check_image(Path(image), label.shape, src, FIX_IMAGE)
+    write_png(root / dst, label)
 
 
 def build_plan(name: str, raw: Path, out: Path) -> Plan:
@@ -47,13 +51,17 @@ def build_plan(name: str, raw: Path, out: Path) -> Plan:
         raise ValueError(f'unknown VOC variant {name!r}; choose one of {", ".join(VARIANTS)}')
     split_file = require(raw / 'ImageSets' / 'Segmentation' / 'val.txt', 'VOC2012 val list', SOURCE)
     require(raw / 'SegmentationClassAug', 'VOC2012 SegmentationClassAug', SOURCE)
-    ids = split_file.read_text(encoding='utf-8').split()
+    try:
+        ids = split_file.read_text(encoding='utf-8').split()
+    except UnicodeDecodeError as err:
+        raise read_failed(split_file, err, FIX_IMAGE) from None
     labels = [raw / 'SegmentationClassAug' / f'{i}.png' for i in ids]
+    images = [raw / 'JPEGImages' / f'{i}.jpg' for i in ids]
     check_files(labels, 'VOC2012 SegmentationClassAug label', SOURCE)
-    check_files((raw / 'JPEGImages' / f'{i}.jpg' for i in ids), 'VOC2012 image', SOURCE)
-    tasks = [(name, str(p), f'val/{p.name}') for p in labels]
+    check_files(images, 'VOC2012 image', SOURCE)
+    tasks = [(name, str(p), str(i), f'val/{p.name}') for p, i in zip(labels, images, strict=True)]
     sources = sorted({Path(__file__), Path(__file__).with_name(f'{name}.py')})
-    return Plan(name, raw, out, tasks, convert, [split_file, *labels], {}, sources)
+    return Plan(name, raw, out, tasks, convert, [split_file, *labels, *images], {}, sources)
 
 
 def prepare(raw: Path, out: Path, workers: int = 1, name: str = 'voc20') -> bool:

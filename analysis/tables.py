@@ -1,0 +1,163 @@
+"""Tables 1-5 of the paper regenerated from the MLflow runs: our mIoU, the paper's, and the difference.
+
+    python analysis/tables.py [--tracking-uri URI] [--profile smoke|paper] [--out DIR] [--metrics FILE] [--no-log]
+
+Per table row: the latest FINISHED run of the profile that carries the row's label in its ``tableN`` tag
+(analysis/runs.py). The paper's rows, columns and order come from experiments/paper_results.csv (``source``:
+``paper`` = LoGoSeg's rows, ``literature`` = other methods, shown with the paper's numbers only). A row with
+no run stays empty with the note ``missing``. Writes into DIR: ``tableN.{md,tex,csv}``, ``tableN.png`` (ours
+vs paper), ``table4_heatmap.png`` and ``summary.json`` (also to FILE: a DVC stage's metrics file cannot lie
+inside its output folder); then logs them to MLflow as a run named ``tables`` (tag ``kind=tables``) in the
+grid's experiment.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.entities import Metric
+
+from plots import ours_vs_paper, table4_heatmap
+from runs import (BENCHMARKS, EXPERIMENT, REPO, TABLES, default_profile, default_tracking_uri, ensure_experiment,
+                  finished_runs, table_runs)
+
+PAPER = REPO / 'experiments' / 'paper_results.csv'
+DESCRIPTION = ['method', 'vlm', 'feature_backbone', 'training_set', 'additional_data']
+TITLES = {'table1': 'Table 1: comparison with the state of the art', 'table2': 'Table 2: core modules',
+          'table3': 'Table 3: contextual cross-modal fusion', 'table4': 'Table 4: prior-guided alignment',
+          'table5': 'Table 5: training sets'}
+
+
+def build(paper: pd.DataFrame, ours: pd.DataFrame, profile: str) -> pd.DataFrame:
+    """One table in the paper's row order: descriptors, then per benchmark ``<B> ours | <B> paper | <B> diff``.
+
+    ``paper``: that table's rows of paper_results.csv; ``ours``: :func:`runs.table_runs` of that table.
+    """
+    paper = paper.reset_index(drop=True)
+    found = ours.reindex(paper['row']).reset_index(drop=True)
+    found[paper['source'] != 'paper'] = np.nan  # literature rows are the paper's numbers only
+    found[list(BENCHMARKS.values())] = found[list(BENCHMARKS.values())].astype(float)
+    table = paper[['row', *[c for c in DESCRIPTION if paper[c].notna().any()], 'source']].copy()
+    for name in BENCHMARKS.values():
+        table[f'{name} ours'] = found[name]
+        table[f'{name} paper'] = paper[name]
+        table[f'{name} diff'] = found[name] - paper[name]
+    table['run'], table['run_id'] = found['run'], found['run_id']
+    table['note'] = np.select([paper['source'] == 'literature', found['run_id'].isna()],
+                              ['literature', f'missing: no FINISHED {profile} run'], '')
+    return table
+
+
+def formatted(table: pd.DataFrame, na: str) -> pd.DataFrame:
+    """Numbers as the paper prints them (one decimal, signed differences), ``na`` where there is none."""
+    out = table.drop(columns='run_id').astype(object).fillna('')
+    for column in table.columns[table.columns.str.endswith((' ours', ' paper', ' diff'))]:
+        spec = '{:+.1f}' if column.endswith(' diff') else '{:.1f}'
+        out[column] = table[column].map(lambda v: na if pd.isna(v) else spec.format(v))
+    return out
+
+
+def write(table: pd.DataFrame, name: str, out: Path) -> None:
+    table.to_csv(out / f'{name}.csv', index=False)
+    text = formatted(table, '—')
+    numeric = text.columns.str.endswith((' ours', ' paper', ' diff'))
+    # verbatim strings ('12.0' stays '12.0'), numbers right-aligned
+    (out / f'{name}.md').write_text(text.to_markdown(index=False, disable_numparse=True,
+                                                     colalign=np.where(numeric, 'right', 'left')) + '\n')
+    latex = formatted(table, '--')
+    # benchmark columns under one header each: A-847 -> ours | paper | diff
+    latex.columns = pd.MultiIndex.from_tuples(
+        [tuple(c.rsplit(' ', 1)) if c.endswith((' ours', ' paper', ' diff')) else (c, '') for c in latex.columns])
+    (out / f'{name}.tex').write_text(latex.to_latex(index=False, caption=TITLES[name], label=f'tab:{name}',
+                                                    multicolumn_format='c', escape=True))
+
+
+def summarize(table: pd.DataFrame) -> dict:
+    rows = table[table['source'] == 'paper']
+    diffs = rows[[f'{name} diff' for name in BENCHMARKS.values()]].abs().stack()
+    return {'rows': len(rows), 'found': int(rows['run_id'].notna().sum()),
+            'missing': rows.loc[rows['run_id'].isna(), 'row'].tolist(),
+            'mean_abs_diff': round(float(diffs.mean()), 4) if len(diffs) else None}
+
+
+def regenerate(paper: pd.DataFrame, runs: pd.DataFrame, profile: str, folder: Path) -> dict:
+    """Write every table and figure into ``folder``; returns the summary (also written as summary.json)."""
+    summary = {'profile': profile}
+    for name in TABLES:
+        rows = paper[paper['table'] == name]
+        ours = table_runs(runs, name)
+        unknown = ours.index.difference(rows.loc[rows['source'] == 'paper', 'row'])
+        if len(unknown):
+            print(f'tables: {name}: runs {", ".join(ours.loc[unknown, "run"].astype(str))} carry labels not in '
+                  f'the paper ({", ".join(map(repr, unknown))}); see experiments/rows.yaml', file=sys.stderr)
+        table = build(rows, ours, profile)
+        write(table, name, folder)
+        ours_vs_paper(table, f'{TITLES[name]} ({profile})', folder / f'{name}.png')
+        if name == 'table4':
+            table4_heatmap(table, folder / 'table4_heatmap.png')
+        summary[name] = summarize(table)
+    (folder / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--tracking-uri', default=default_tracking_uri(),
+                        help='MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<repo>/mlflow.db)')
+    parser.add_argument('--profile', default=default_profile(),
+                        help="runs of this profile (default: params.yaml's `profile`, else smoke)")
+    parser.add_argument('--out', type=Path, help='output folder (default: results/<profile>/tables)')
+    parser.add_argument('--metrics', type=Path, help='also write summary.json here (for `dvc metrics`)')
+    parser.add_argument('--no-log', action='store_true', help='do not log the written files to MLflow')
+    args = parser.parse_args(argv)
+    out = args.out or REPO / 'results' / args.profile / 'tables'
+
+    mlflow.set_tracking_uri(args.tracking_uri)
+    runs = finished_runs(args.profile)
+    if runs.empty:
+        print(f'tables: no FINISHED {args.profile!r} runs in experiment {EXPERIMENT!r} at {args.tracking_uri}; '
+              'every row is missing', file=sys.stderr)
+    # everything goes into a sibling folder swapped in at the end: never a half-written table set under `out`
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent))
+    try:
+        summary = regenerate(pd.read_csv(PAPER, dtype={'row': str}), runs, args.profile, tmp)
+        if args.metrics:
+            args.metrics.parent.mkdir(parents=True, exist_ok=True)
+            partial = args.metrics.with_name(f'.{args.metrics.name}.tmp')
+            shutil.copyfile(tmp / 'summary.json', partial)
+            partial.replace(args.metrics)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f'tables: wrote {out}')
+    for name in TABLES:
+        print(f'  {name}: {summary[name]["found"]}/{summary[name]["rows"]} rows have a run')
+
+    if not args.no_log:
+        # a client, not mlflow.start_run: that would reopen the run named by MLFLOW_RUN_ID if a caller set it
+        client = mlflow.MlflowClient(args.tracking_uri)
+        run = client.create_run(ensure_experiment(), run_name='tables',
+                                tags={'kind': 'tables', 'profile': args.profile}).info.run_id
+        try:
+            client.log_artifacts(run, str(out))
+            client.log_batch(run, metrics=[Metric(f'{name}/{key}', summary[name][key], int(time.time() * 1000), 0)
+                                           for name in TABLES for key in ('found', 'mean_abs_diff')
+                                           if summary[name][key] is not None])
+        except BaseException:
+            client.set_terminated(run, 'FAILED')
+            raise
+        client.set_terminated(run, 'FINISHED')
+        print(f'tables: logged to MLflow run {run}')
+
+if __name__ == '__main__':
+    main()

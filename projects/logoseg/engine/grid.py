@@ -1,0 +1,174 @@
+"""The ablation grid: rows of ``experiments/rows.yaml`` (knob deltas on the full model) under a profile of
+``params.yaml`` (``smoke`` or ``paper``) become mmengine configs, output paths and MLflow tags.
+
+A row's knobs map onto one config switch each (README, interpretations 2, 7, 11-12 and Experiments):
+``op``/``ccf``/``ra`` (Table 2), ``gc``/``da``/``fusion_depth`` (Table 3), ``lambda``/``r`` (Table 4),
+``train_set`` (Table 5), ``backbone`` (Table 1) and ``prior_on_logits``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import yaml
+from mmengine.config import Config
+
+from ..utils.errors import LoGoSegUserError
+from .tracking import repo_root
+
+PROFILES = ('smoke', 'paper')
+BACKBONES = ('vitb', 'vitl', 'convnext_b', 'convnext_l')
+TRAIN_SETS = ('coco', 'pc59', 'ade150')
+# knob -> LoGoSegHead argument
+HEAD_KNOBS = dict(op='use_object_prior', ccf='use_fusion', ra='use_region_alignment', gc='use_global_context',
+                  da='use_dir_attn', fusion_depth='fusion_depth', r='region_grid', prior_on_logits='prior_on_logits')
+
+
+def load_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise LoGoSegUserError(f'{path} not found; run from the repository root of a LoGoSeg checkout')
+    with open(path, encoding='utf-8') as f:
+        return yaml.safe_load(f) or {}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One grid row under one profile: what to train, where its outputs go, how MLflow names it."""
+
+    key: str
+    profile: str
+    knobs: dict
+    tables: dict
+    settings: dict  # the profile's section of params.yaml
+    root: Path
+
+    # -- outputs ---------------------------------------------------------------------------------------------
+    @property
+    def work_dir(self) -> Path:
+        return self.root / 'results' / self.profile / 'train' / self.key
+
+    @property
+    def eval_dir(self) -> Path:
+        """Logs of the six evaluations; outside ``work_dir``, which is the training stage's DVC output."""
+        return self.root / 'results' / self.profile / 'eval' / self.key
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.root / 'results' / self.profile / 'metrics' / f'{self.key}.json'
+
+    @property
+    def curve_file(self) -> Path:
+        return self.root / 'results' / self.profile / 'curves' / f'{self.key}.csv'
+
+    @property
+    def done_file(self) -> Path:
+        """Written last, after training and its final validation: the training is complete."""
+        return self.work_dir / 'done.json'
+
+    @property
+    def data_manifest(self) -> Path:
+        return self.root / 'results' / self.profile / 'data.json'
+
+    # -- configuration ---------------------------------------------------------------------------------------
+    @property
+    def config_file(self) -> Path:
+        return self.root / self.settings['configs'][self.knobs['backbone']]
+
+    def cfg_options(self) -> dict:
+        """The row's knobs and the profile's schedule as mmengine ``--cfg-options``."""
+        options = {f'model.decode_head.{HEAD_KNOBS[k]}': self.knobs[k] for k in HEAD_KNOBS}
+        lam = self.knobs['lambda']
+        options['model.decode_head.prior_lambda'] = 'learnable' if lam == 'learnable' else float(lam)
+        options['train_dataloader.dataset.type'] = self.settings['train_sets'][self.knobs['train_set']]
+        if self.settings.get('data_root'):
+            options['train_dataloader.dataset.data_root'] = self.settings['data_root']
+            options['val_dataloader.dataset.data_root'] = self.settings['data_root']
+            options['test_dataloader.dataset.data_root'] = self.settings['data_root']
+        options['randomness.seed'] = self.settings['seed']
+        gpus = max(int(self.settings.get('gpus', 1)), 1)
+        if self.settings.get('total_batch_size'):
+            options['train_dataloader.batch_size'] = max(int(self.settings['total_batch_size']) // gpus, 1)
+        return options
+
+    def build_config(self) -> Config:
+        if not self.config_file.is_file():
+            raise LoGoSegUserError(f'config {self.config_file} of backbone {self.knobs["backbone"]!r} not found; '
+                                   f'check {self.profile}.configs in params.yaml')
+        cfg = Config.fromfile(str(self.config_file))
+        cfg.merge_from_dict(self.cfg_options())
+        set_schedule(cfg, int(self.settings['max_iters']))
+        cfg.work_dir = str(self.work_dir)
+        return cfg
+
+    # -- tracking --------------------------------------------------------------------------------------------
+    def params(self) -> dict:
+        """MLflow params: the knobs plus the schedule, as flat scalars."""
+        params = dict(self.knobs)
+        params.update(max_iters=self.settings['max_iters'], seed=self.settings['seed'],
+                      config=str(self.config_file.relative_to(self.root)))
+        return params
+
+    def tags(self) -> dict:
+        tags = dict(row=self.key, profile=self.profile,
+                    tables=','.join(sorted(k.removeprefix('table') for k in self.tables)))
+        for table, labels in self.tables.items():
+            tags[table] = ' | '.join(labels) if isinstance(labels, list) else str(labels)
+        return tags
+
+    def fingerprint(self, cfg: Config) -> str:
+        """Hash of what the training depends on: the resolved config, the model/dataset code, the data
+        version. A complete training with the same fingerprint is not redone (e.g. after switching profiles)."""
+        digest = hashlib.sha256(cfg.pretty_text.encode())
+        package = Path(__file__).resolve().parents[1]
+        for folder in ('models', 'datasets'):
+            for path in sorted((package / folder).rglob('*')):
+                if path.is_file() and path.suffix in ('.py', '.json'):
+                    digest.update(path.read_bytes())
+        if self.data_manifest.is_file():
+            digest.update(self.data_manifest.read_bytes())
+        return digest.hexdigest()
+
+
+def set_schedule(cfg: Config, max_iters: int) -> None:
+    """Train for ``max_iters``: the loop, the validation and checkpoint intervals and the last scheduler's end."""
+    cfg.train_cfg.max_iters = max_iters
+    cfg.train_cfg.val_interval = min(cfg.train_cfg.get('val_interval', max_iters), max_iters)
+    checkpoint = cfg.default_hooks.checkpoint
+    # at least one checkpoint half-way, so that an interrupted training has something to resume from
+    checkpoint.interval = min(checkpoint.get('interval', max_iters), max(max_iters // 2, 1))
+    schedulers = cfg.param_scheduler if isinstance(cfg.param_scheduler, list) else [cfg.param_scheduler]
+    schedulers[-1]['end'] = max_iters
+
+
+def load_row(key: str, profile: Optional[str] = None, root: Optional[Path] = None) -> Row:
+    """The row ``key`` of ``experiments/rows.yaml`` under ``profile`` (default: ``params.yaml``'s)."""
+    root = root or repo_root()
+    params = load_yaml(root / 'params.yaml')
+    profile = profile or params.get('profile', 'smoke')
+    if profile not in PROFILES:
+        raise LoGoSegUserError(f'unknown profile {profile!r} in params.yaml; use one of {", ".join(PROFILES)}')
+    grid = load_yaml(root / 'experiments' / 'rows.yaml')
+    rows = grid.get('rows', {})
+    if key not in rows:
+        raise LoGoSegUserError(f'unknown grid row {key!r}; experiments/rows.yaml has {", ".join(rows)}')
+    knobs = dict(grid['knobs'])
+    unknown = set(rows[key].get('set') or {}) - set(knobs)
+    if unknown:
+        raise LoGoSegUserError(f'row {key!r} sets unknown knob(s) {sorted(unknown)}; knobs: {", ".join(knobs)}')
+    knobs.update(rows[key].get('set') or {})
+    if knobs['backbone'] not in BACKBONES:
+        raise LoGoSegUserError(f'row {key!r}: backbone {knobs["backbone"]!r}; use one of {", ".join(BACKBONES)}')
+    if knobs['train_set'] not in TRAIN_SETS:
+        raise LoGoSegUserError(f'row {key!r}: train_set {knobs["train_set"]!r}; use one of {", ".join(TRAIN_SETS)}')
+    return Row(key, profile, knobs, dict(rows[key].get('tables') or {}), params[profile], root)
+
+
+def write_json(data, path: Path) -> None:
+    """Atomic JSON write: a reader (DVC, a person) never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.tmp')
+    tmp.write_text(json.dumps(data, indent=2) + '\n', encoding='utf-8')
+    tmp.replace(path)

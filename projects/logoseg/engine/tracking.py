@@ -1,0 +1,361 @@
+"""MLflow bookkeeping: one run per training or evaluation, a readable name, a few flat params, every metric,
+and a status that tells the truth (FINISHED only on success; FAILED on an error; KILLED on Ctrl-C, SIGTERM,
+or when a run left RUNNING by a SIGKILLed process is found on the next run of the same row).
+
+The tracking URI is ``MLFLOW_TRACKING_URI`` when set, else the sqlite store ``mlflow.db`` at the repository
+root, as an absolute path: DVC's temporary experiment copies (``.dvc/tmp/exps/...``) log to the real
+repository's store, not to a copy that is deleted afterwards.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Mapping, Optional
+
+from mmengine.visualization import MLflowVisBackend
+from mmengine.visualization.vis_backend import force_init_env
+from mmseg.registry import VISBACKENDS
+
+EXPERIMENT = 'logoseg'
+# the grid's knobs as MLflow params, read from a model config (README, "Experiments")
+_HEAD_KNOBS = dict(op='use_object_prior', ccf='use_fusion', ra='use_region_alignment', gc='use_global_context',
+                   da='use_dir_attn', fusion_depth='fusion_depth', r='region_grid', prior_on_logits='prior_on_logits')
+
+
+def repo_root() -> Path:
+    """The repository this package runs from; for a DVC temporary experiment copy, the real repository."""
+    root = Path(__file__).resolve().parents[3]
+    parts = root.parts
+    for index in range(len(parts) - 2):
+        if parts[index:index + 3] == ('.dvc', 'tmp', 'exps'):
+            return Path(*parts[:index])
+    return root
+
+
+def tracking_uri(uri: Optional[str] = None) -> str:
+    """``uri``, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///<repo root>/mlflow.db``."""
+    return uri or os.environ.get('MLFLOW_TRACKING_URI') or f'sqlite:///{repo_root() / "mlflow.db"}'
+
+
+def git_tags(root: Optional[Path] = None) -> dict:
+    """``git_commit`` and ``git_dirty`` of the checkout (tracked files only); empty outside git."""
+    root = root or repo_root()
+    try:
+        commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=root, capture_output=True, text=True,
+                                check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root,
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return dict(git_commit=commit, git_dirty=str(bool(dirty)).lower())
+
+
+def _artifact_location(uri: str) -> Optional[str]:
+    """``mlruns/`` beside a sqlite store (MLflow's default is the working directory, which under ``dvc exp
+    run`` is a temporary copy); a server decides for itself."""
+    if uri.startswith('sqlite:///'):
+        return (Path(uri[len('sqlite:///'):]).parent / 'mlruns').as_uri()
+    return None
+
+
+def config_params(cfg) -> dict:
+    """The few flat params that say what a run is (grid knobs, backbone, schedule), never whole pipelines or
+    class lists (MLflow refuses values over 6,000 characters and the UI drowns in them)."""
+    model = cfg.get('model', {})
+    head = model.get('decode_head', {})
+    params = {name: head[key] for name, key in _HEAD_KNOBS.items() if key in head}
+    if 'prior_lambda' in head:
+        params['lambda'] = head['prior_lambda'] if head.get('use_object_prior', True) else 0.0
+    clip = model.get('clip', {})
+    params['clip_model'] = clip.get('model_name')
+    params['clip_pretrained'] = clip.get('pretrained')
+    train_cfg = cfg.get('train_cfg') or {}
+    params['max_iters'] = train_cfg.get('max_iters')
+    loader = cfg.get('train_dataloader') or {}
+    params['batch_size'] = loader.get('batch_size')
+    params['train_set'] = (loader.get('dataset') or {}).get('type')
+    optimizer = (cfg.get('optim_wrapper') or {}).get('optimizer') or {}
+    params['lr'] = optimizer.get('lr')
+    params['seed'] = (cfg.get('randomness') or {}).get('seed')
+    crop = (model.get('data_preprocessor') or {}).get('size')
+    params['crop'] = 'x'.join(map(str, crop)) if crop else None
+    if cfg.filename:
+        params['config'] = os.path.relpath(cfg.filename, repo_root()) if os.path.isabs(cfg.filename) \
+            else cfg.filename
+    return {key: value for key, value in params.items() if value is not None}
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class TrackedRun:
+    """Own one MLflow run's life: create (or reopen) it, and end it with the status it deserves.
+
+    Use as a context manager (``with TrackedRun(...) as run:``), or call :meth:`start` and let the process
+    exit decide: a normal :meth:`finish` gives FINISHED; an uncaught exception FAILED (its message is kept as
+    the ``error`` tag); Ctrl-C or SIGTERM (how SLURM and ``kill`` stop jobs) KILLED. While the run is open,
+    ``MLFLOW_RUN_ID`` names it, so mmengine's MLflow backends in this process or in child processes (torchrun
+    workers) log into it instead of opening runs of their own.
+
+    Args:
+        name: run name shown in the UI (e.g. the grid row).
+        tags: string tags (profile, tables, ...).
+        run_id: reopen this run (resumed training, evaluation after training) instead of creating one.
+        experiment: MLflow experiment name.
+        uri: tracking URI (default: :func:`tracking_uri`).
+        marker: a file written when the run ends in any other state than FINISHED (and removed when it
+            finishes), so that a work dir holding checkpoints of a failed run does not look complete.
+    """
+
+    def __init__(self, name: Optional[str] = None, tags: Optional[Mapping[str, str]] = None,
+                 run_id: Optional[str] = None, experiment: str = EXPERIMENT, uri: Optional[str] = None,
+                 marker: Optional[Path] = None):
+        from mlflow import MlflowClient
+        self.client = MlflowClient(tracking_uri(uri))
+        self.name = name
+        self.tags = {key: str(value) for key, value in (tags or {}).items()}
+        self.experiment = experiment
+        self.run_id = run_id
+        self.marker = marker
+        self._ended = True
+        self._pending = 'FAILED'
+        self._previous_env: Optional[str] = None
+        self._previous_sigterm = None
+        self._previous_excepthook = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    def start(self) -> 'TrackedRun':
+        tags = dict(self.tags, host=socket.gethostname(), pid=str(os.getpid()), **git_tags())
+        if self.run_id:
+            self.client.update_run(self.run_id, status='RUNNING')
+        else:
+            experiment = self.client.get_experiment_by_name(self.experiment)
+            experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(
+                self.experiment, artifact_location=_artifact_location(self.client.tracking_uri))
+            self.run_id = self.client.create_run(experiment_id, run_name=self.name).info.run_id
+        self.set_tags(tags)
+        self._ended = False
+        self._pending = 'FAILED'
+        self._previous_env = os.environ.get('MLFLOW_RUN_ID')
+        os.environ['MLFLOW_RUN_ID'] = self.run_id
+        atexit.register(self._at_exit)
+        self._previous_excepthook = sys.excepthook
+        sys.excepthook = self._excepthook
+        try:
+            self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+        except ValueError:  # not the main thread: SIGTERM then ends the run through atexit as FAILED
+            self._previous_sigterm = None
+        return self
+
+    def finish(self, status: str = 'FINISHED', error: Optional[str] = None) -> None:
+        """End the run (once); later calls do nothing."""
+        if self._ended:
+            return
+        self._ended = True
+        if error:
+            self.client.set_tag(self.run_id, 'error', error[:5000])
+        self.client.set_terminated(self.run_id, status)
+        if self.marker is not None and status == 'FINISHED':
+            self.marker.unlink(missing_ok=True)
+        elif self.marker is not None and self.marker.parent.is_dir():
+            reason = error or self.client.get_run(self.run_id).data.tags.get('error', '')
+            self.marker.write_text(f'{status}: {reason}\nnot a complete run (MLflow run {self.run_id})\n')
+        if self._previous_env is None:
+            os.environ.pop('MLFLOW_RUN_ID', None)
+        else:
+            os.environ['MLFLOW_RUN_ID'] = self._previous_env
+        if sys.excepthook == self._excepthook:
+            sys.excepthook = self._previous_excepthook
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+        atexit.unregister(self._at_exit)
+
+    def __enter__(self) -> 'TrackedRun':
+        return self if not self._ended else self.start()  # a run already started is entered as it is
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.finish('FINISHED')
+        else:
+            status = exit_status(exc)
+            self.finish(status, None if status == 'KILLED' else one_line(exc))
+        return False
+
+    def _excepthook(self, exc_type, exc, tb):
+        self._pending = exit_status(exc)
+        if self._pending == 'FAILED':
+            self.client.set_tag(self.run_id, 'error', one_line(exc)[:5000])
+        (self._previous_excepthook or sys.__excepthook__)(exc_type, exc, tb)
+
+    def _at_exit(self):
+        self.finish(self._pending)
+
+    def _on_sigterm(self, signum, frame):
+        self._pending = 'KILLED'
+        raise _SigTerm(128 + signum)
+
+    # -- logging ---------------------------------------------------------------------------------------------
+    def set_tags(self, tags: Mapping[str, object]) -> None:
+        from mlflow.entities import RunTag
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_params(self, params: Mapping[str, object]) -> None:
+        """Log params not logged yet (MLflow refuses to change a logged param: a resumed run keeps its own)."""
+        from mlflow.entities import Param
+        logged = self.client.get_run(self.run_id).data.params
+        new = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in logged]
+        if new:
+            self.client.log_batch(self.run_id, params=new)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+        stamp = int(time.time() * 1000)
+        values = [Metric(k, float(v), stamp, step) for k, v in metrics.items() if v is not None]
+        for start in range(0, len(values), 900):  # MLflow takes at most 1,000 metrics per batch
+            self.client.log_batch(self.run_id, metrics=values[start:start + 900])
+
+    def log_artifact(self, path: str | Path, artifact_path: Optional[str] = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+
+class _SigTerm(SystemExit):
+    """SIGTERM as an exception, so ``finally`` blocks and run bookkeeping get to run."""
+
+
+def exit_status(exc: BaseException) -> str:
+    """MLflow status for a run ended by ``exc``: KILLED for Ctrl-C / SIGTERM, FAILED for anything else."""
+    if isinstance(exc, (KeyboardInterrupt, _SigTerm)):
+        return 'KILLED'
+    if isinstance(exc, SystemExit) and exc.code in (0, None):
+        return 'FINISHED'
+    return 'FAILED'
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f'{type(exc).__name__}: {text[0] if text else ""}'
+
+
+def mark_stale_runs(client, experiment: str, tags: Mapping[str, str]) -> list[str]:
+    """End as KILLED the RUNNING runs with these tags whose process on this host is gone (SIGKILL, OOM).
+
+    Runs of other hosts are left alone: their processes cannot be checked from here. Returns the run ids.
+    """
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    query = ' and '.join([f"attributes.status = 'RUNNING'"] + [f"tags.{k} = '{v}'" for k, v in tags.items()])
+    host = socket.gethostname()
+    stale = []
+    for run in client.search_runs([found.experiment_id], query, max_results=1000):
+        run_tags = run.data.tags
+        pid = run_tags.get('pid', '')
+        if run_tags.get('host') == host and pid.isdigit() and int(pid) != os.getpid() \
+                and not _process_alive(int(pid)):
+            client.set_tag(run.info.run_id, 'error', f'process {pid} on {host} ended without closing the run '
+                                                     '(killed: SIGKILL or out of memory)')
+            client.set_terminated(run.info.run_id, 'KILLED')
+            stale.append(run.info.run_id)
+    return stale
+
+
+@VISBACKENDS.register_module()
+class TrackedMLflowVisBackend(MLflowVisBackend):
+    """mmengine's ``MLflowVisBackend`` with honest run bookkeeping.
+
+    Differences from mmengine's: it logs into the run named by ``MLFLOW_RUN_ID`` when one is open (a grid row,
+    ``evaluate_all``), else opens a :class:`TrackedRun` of its own named after the config and the time (never a
+    random name drawn from the seeded generator); params are the few flat ones of :func:`config_params` unless
+    ``params`` is given; training scalars drop mmengine's ``train/`` prefix while validation keeps ``val/``;
+    artifacts are this run's own log folder, not stale files of a reused work dir; and the default tracking
+    URI is :func:`tracking_uri`, so no "make sure the server is running" warning for a local store.
+    """
+
+    def __init__(self, save_dir: str, exp_name: str = EXPERIMENT, run_name: Optional[str] = None,
+                 tags: Optional[dict] = None, params: Optional[dict] = None, tracking_uri: Optional[str] = None,
+                 artifact_suffix=('.json', '.log', '.py', '.yaml'), tracked_config_keys=None,
+                 artifact_location: Optional[str] = None):
+        super().__init__(save_dir, exp_name, run_name, tags, params, tracking_uri, artifact_suffix,
+                         tracked_config_keys, artifact_location)
+        self._run: Optional[TrackedRun] = None
+
+    def _init_env(self):
+        os.makedirs(self._save_dir, exist_ok=True)
+        run_id = os.environ.get('MLFLOW_RUN_ID')
+        if run_id:  # someone else owns the run and its status
+            self._run = TrackedRun(run_id=run_id, uri=self._tracking_uri, experiment=self._exp_name)
+            self._owned = False
+            if self._tags:
+                self._run.set_tags(self._tags)
+        else:
+            name = self._run_name or f'{self._config_stem()}-{time.strftime("%Y%m%d-%H%M%S")}'
+            self._run = TrackedRun(name, self._tags, uri=self._tracking_uri, experiment=self._exp_name).start()
+            self._owned = True
+        self._mlflow = self._run  # mmengine's base class checks this attribute to know it was initialised
+
+    def _config_stem(self) -> str:
+        filename = getattr(getattr(self, 'cfg', None), 'filename', None)
+        return Path(filename).stem if filename else 'logoseg'
+
+    @property  # type: ignore
+    @force_init_env
+    def experiment(self):
+        return self._run
+
+    @force_init_env
+    def add_config(self, config, **kwargs) -> None:
+        self.cfg = config
+        if self._owned and config.get('work_dir'):
+            self._run.marker = Path(config.work_dir) / 'INCOMPLETE'
+        if self._owned and not self._run_name and config.filename:
+            self._run.client.set_tag(self._run.run_id, 'mlflow.runName',
+                                     f'{Path(config.filename).stem}-{time.strftime("%Y%m%d-%H%M%S")}')
+        self._run.log_params(self._params or config_params(config))
+
+    @force_init_env
+    def add_image(self, name: str, image, step: int = 0, **kwargs) -> None:
+        self._run.client.log_image(self._run.run_id, image, f'{name}_{step}.png')
+
+    @force_init_env
+    def add_scalar(self, name: str, value, step: int = 0, **kwargs) -> None:
+        self.add_scalars({name: value}, step)
+
+    @force_init_env
+    def add_scalars(self, scalar_dict: dict, step: int = 0, file_path: Optional[str] = None, **kwargs) -> None:
+        metrics = {}
+        for key, value in scalar_dict.items():
+            if key.startswith('train/'):
+                key = key[len('train/'):]
+            try:
+                metrics[key] = float(value)
+            except (TypeError, ValueError):  # non-scalar entries (e.g. per-class tables) are not metrics
+                continue
+        self._run.log_metrics(metrics, step)
+
+    def close(self) -> None:
+        if self._run is None:
+            return
+        log_dir = Path(self._save_dir).parent  # <work_dir>/<timestamp>: this run's log, config, scalars
+        suffixes = tuple(self._artifact_suffix) if not isinstance(self._artifact_suffix, str) \
+            else (self._artifact_suffix, )
+        for path in sorted(log_dir.rglob('*')):
+            if path.is_file() and path.name.endswith(suffixes):
+                folder = path.parent.relative_to(log_dir)
+                self._run.log_artifact(path, None if folder == Path('.') else str(folder))
+        if self._owned:
+            self._run.finish('FINISHED')
+        self._run = None
+        self._env_initialized = False  # mmengine reuses a named visualizer: the next Runner opens anew

@@ -1,0 +1,78 @@
+"""Grid rows -> configs, tags and params: each knob flips its one switch, nothing else."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from logoseg.engine.grid import HEAD_KNOBS, load_row, set_schedule
+from logoseg.utils.errors import LoGoSegUserError
+
+REPO = Path(__file__).resolve().parents[2]
+ROWS = yaml.safe_load((REPO / 'experiments' / 'rows.yaml').read_text())
+
+
+def test_the_grid_has_the_papers_distinct_trainings():
+    rows = ROWS['rows']
+    tables = {table for row in rows.values() for table in row['tables']}
+    assert tables == {'table1', 'table2', 'table3', 'table4', 'table5'}
+    in_2_to_5 = [key for key, row in rows.items() if set(row['tables']) - {'table1'}]
+    assert len(in_2_to_5) == 16  # Tables 2-5: 16 distinct trainings; the full model is shared
+    assert len(rows) == 19  # + ViT-L/14, ConvNeXt-B, ConvNeXt-L of Table 1
+    configs = [tuple(sorted(dict(ROWS['knobs'], **(row['set'] or {})).items())) for row in rows.values()]
+    assert len(set(configs)) == len(configs), 'two rows train the same configuration'
+    labels = {(table, label) for row in rows.values() for table, labels in row['tables'].items()
+              for label in (labels if isinstance(labels, list) else [labels])}
+    assert len(labels) == 4 + 4 + 6 + 7 + 3  # every paper row label of Tables 1-5 exactly once
+
+
+@pytest.mark.parametrize('key', list(ROWS['rows']))
+def test_every_row_builds_its_config_with_only_its_knobs_changed(key):
+    row = load_row(key, 'smoke', REPO)
+    full = load_row('full', 'smoke', REPO)
+    options, full_options = row.cfg_options(), full.cfg_options()
+    changed = {k for k in options if options[k] != full_options[k]}
+    knob_keys = {f'model.decode_head.{HEAD_KNOBS[k]}' for k in ROWS['rows'][key]['set'] if k in HEAD_KNOBS}
+    if 'lambda' in ROWS['rows'][key]['set']:
+        knob_keys.add('model.decode_head.prior_lambda')
+    if 'train_set' in ROWS['rows'][key]['set']:
+        knob_keys.add('train_dataloader.dataset.type')
+    assert changed == knob_keys
+    assert row.config_file.is_file()
+
+
+def test_row_tags_name_the_tables_and_the_papers_labels():
+    tags = load_row('full', 'smoke', REPO).tags()
+    assert tags['row'] == 'full' and tags['profile'] == 'smoke' and tags['tables'] == '1,2,3,4,5'
+    assert tags['table3'] == 'w/ LQ + GC + DA | w/ fusion depth = 2'
+    assert tags['table4'] == 'Full, 6x6'
+    assert load_row('t4_adapt_r6', 'paper', REPO).cfg_options()['model.decode_head.prior_lambda'] == 'learnable'
+
+
+def test_paper_profile_uses_the_paper_configs_and_batch_per_gpu():
+    row = load_row('t1_vitl', 'paper', REPO)
+    assert row.config_file == REPO / 'configs' / 'logoseg_vitl.py'
+    assert row.cfg_options()['train_dataloader.batch_size'] == 1  # total batch 4 on 4 GPUs
+    assert row.work_dir == REPO / 'results' / 'paper' / 'train' / 't1_vitl'
+
+
+def test_schedule_follows_max_iters():
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(REPO / 'configs' / 'logoseg_vitb.py'))
+    set_schedule(cfg, 1000)
+    assert cfg.train_cfg.max_iters == 1000 and cfg.train_cfg.val_interval == 1000
+    assert cfg.param_scheduler[-1]['end'] == 1000 and cfg.default_hooks.checkpoint.interval == 500
+
+
+def test_bad_rows_and_profiles_are_one_line_errors(tmp_path):
+    (tmp_path / 'experiments').mkdir()
+    (tmp_path / 'params.yaml').write_text((REPO / 'params.yaml').read_text())
+    bad = dict(ROWS, rows=dict(typo=dict(tables={}, set=dict(lamda=0.5)), big=dict(tables={}, set=dict(backbone='vit-h'))))
+    (tmp_path / 'experiments' / 'rows.yaml').write_text(yaml.safe_dump(bad))
+    with pytest.raises(LoGoSegUserError, match=r"row 'typo' sets unknown knob\(s\) \['lamda'\]"):
+        load_row('typo', 'smoke', tmp_path)
+    with pytest.raises(LoGoSegUserError, match="backbone 'vit-h'; use one of vitb, vitl"):
+        load_row('big', 'smoke', tmp_path)
+    with pytest.raises(LoGoSegUserError, match="unknown grid row 'nope'"):
+        load_row('nope', 'smoke', tmp_path)
+    with pytest.raises(LoGoSegUserError, match="unknown profile 'gpu'"):
+        load_row('typo', 'gpu', tmp_path)

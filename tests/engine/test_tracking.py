@@ -1,0 +1,157 @@
+"""MLflow bookkeeping: statuses that tell the truth, readable names, flat params, the stale-run sweep."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from mmengine.config import Config
+
+from logoseg.engine.tracking import (EXPERIMENT, TrackedMLflowVisBackend, TrackedRun, config_params,
+                                     mark_stale_runs, repo_root, tracking_uri)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    uri = f'sqlite:///{tmp_path / "mlflow.db"}'
+    monkeypatch.setenv('MLFLOW_TRACKING_URI', uri)
+    monkeypatch.delenv('MLFLOW_RUN_ID', raising=False)
+    return MlflowClient(uri)
+
+
+def runs(client, **tags):
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    query = ' and '.join(f"tags.{k} = '{v}'" for k, v in tags.items())
+    return client.search_runs([experiment.experiment_id], query)
+
+
+def test_a_successful_run_ends_finished_with_its_name_tags_and_git_commit(store):
+    with TrackedRun('t2_op', dict(row='t2_op', profile='smoke')) as run:
+        assert os.environ['MLFLOW_RUN_ID'] == run.run_id
+        run.log_params(dict(op=True, r=6))
+        run.log_metrics({'ade150/mIoU': 12.5})
+    assert 'MLFLOW_RUN_ID' not in os.environ
+    (found,) = runs(store, row='t2_op')
+    assert found.info.status == 'FINISHED'
+    assert found.info.run_name == 't2_op'
+    assert found.data.params == {'op': 'True', 'r': '6'}
+    assert found.data.metrics['ade150/mIoU'] == 12.5
+    assert found.data.tags['profile'] == 'smoke'
+    assert len(found.data.tags['git_commit']) == 40
+
+
+@pytest.mark.parametrize('exc, status', [(RuntimeError('corrupt image x.jpg'), 'FAILED'),
+                                         (KeyboardInterrupt(), 'KILLED')])
+def test_an_exception_ends_the_run_failed_or_killed_never_finished(store, exc, status):
+    with pytest.raises(type(exc)):
+        with TrackedRun('row', dict(row='boom')):
+            raise exc
+    (found,) = runs(store, row='boom')
+    assert found.info.status == status
+    if status == 'FAILED':
+        assert found.data.tags['error'] == 'RuntimeError: corrupt image x.jpg'
+
+
+def test_reopening_a_run_keeps_its_logged_params(store):
+    with TrackedRun('row', dict(row='again')) as run:
+        run.log_params(dict(r=6))
+    with TrackedRun(run_id=run.run_id) as reopened:
+        reopened.log_params(dict(r=8, lr=0.1))  # a logged param never changes (MLflow would raise)
+        reopened.log_metrics({'voc20/mIoU': 90.0})
+    (found,) = runs(store, row='again')
+    assert found.data.params == {'r': '6', 'lr': '0.1'}
+    assert found.info.status == 'FINISHED' and found.data.metrics['voc20/mIoU'] == 90.0
+
+
+CHILD = textwrap.dedent('''
+    import sys, time
+    from logoseg.engine.tracking import TrackedRun
+    run = TrackedRun('child', dict(row=sys.argv[1])).start()
+    print(run.run_id, flush=True)
+    time.sleep(60)
+''')
+
+
+def start_child(tag):
+    proc = subprocess.Popen([sys.executable, '-c', CHILD, tag], stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(REPO / 'projects')))
+    run_id = proc.stdout.readline().strip()
+    assert run_id, 'child did not start its run'
+    return proc, run_id
+
+
+def test_sigterm_ends_the_run_killed(store):
+    proc, run_id = start_child('sigterm')
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    assert store.get_run(run_id).info.status == 'KILLED'
+
+
+def test_a_run_left_running_by_sigkill_is_marked_killed_by_the_next_sweep(store):
+    proc, run_id = start_child('sigkill')
+    proc.kill()
+    proc.wait(timeout=60)
+    assert store.get_run(run_id).info.status == 'RUNNING'  # nothing could end it
+    with TrackedRun('other', dict(row='other')) as alive:  # a live run of this process is never touched
+        assert mark_stale_runs(store, EXPERIMENT, dict(row='sigkill')) == [run_id]
+        assert mark_stale_runs(store, EXPERIMENT, dict(row='other')) == []
+    stale = store.get_run(run_id)
+    assert stale.info.status == 'KILLED'
+    assert 'ended without closing the run' in stale.data.tags['error']
+    assert store.get_run(alive.run_id).info.status == 'FINISHED'
+
+
+def test_config_params_are_a_few_flat_knobs_not_the_config():
+    cfg = Config.fromfile(str(REPO / 'configs' / 'logoseg_vitb.py'))
+    params = config_params(cfg)
+    assert params['op'] is True and params['r'] == 6 and params['lambda'] == 1.0
+    assert params['clip_model'] == 'ViT-B-16-quickgelu' and params['crop'] == '384x384'
+    assert params['max_iters'] == 80000 and params['train_set'] == 'COCOStuff171Dataset'
+    assert len(params) < 25 and all(len(str(v)) < 100 for v in params.values())
+
+
+def test_backend_opens_a_named_run_and_leaves_it_failed_when_the_process_dies(store, tmp_path):
+    """The mim-train path: the backend owns its run; an uncaught error ends it FAILED, not FINISHED."""
+    script = textwrap.dedent(f'''
+        from mmengine.config import Config
+        from logoseg.engine.tracking import TrackedMLflowVisBackend
+        backend = TrackedMLflowVisBackend(save_dir={str(tmp_path / "ts" / "vis_data")!r})
+        cfg = Config.fromfile({str(REPO / "configs" / "logoseg_smoke.py")!r})
+        cfg.work_dir = {str(tmp_path / "ts")!r}
+        backend.add_config(cfg)
+        backend.add_scalars({{'train/loss': 1.5, 'train/lr': 0.1, 'val/mIoU': 40.0, 'note': 'text'}}, step=3)
+        raise RuntimeError('validation crashed')
+    ''')
+    proc = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(REPO / 'projects')))
+    assert proc.returncode != 0 and 'validation crashed' in proc.stderr
+    experiment = store.get_experiment_by_name(EXPERIMENT)
+    (found,) = store.search_runs([experiment.experiment_id])
+    assert found.info.status == 'FAILED'
+    assert found.data.tags['error'] == 'RuntimeError: validation crashed'
+    assert found.info.run_name.startswith('logoseg_smoke-')
+    assert set(found.data.metrics) == {'loss', 'lr', 'val/mIoU'}
+    assert found.data.params['config'] == 'configs/logoseg_smoke.py'
+    # the work dir says the run is not complete, whatever checkpoints it holds
+    assert (tmp_path / 'ts' / 'INCOMPLETE').read_text().startswith('FAILED: RuntimeError: validation crashed')
+
+
+def test_tracking_uri_is_an_absolute_sqlite_store_at_the_real_repository(monkeypatch):
+    monkeypatch.delenv('MLFLOW_TRACKING_URI', raising=False)
+    assert tracking_uri() == f'sqlite:///{repo_root() / "mlflow.db"}'
+    assert repo_root().is_absolute()
+    monkeypatch.setenv('MLFLOW_TRACKING_URI', 'http://127.0.0.1:5000')
+    assert tracking_uri() == 'http://127.0.0.1:5000'
+
+
+def test_repo_root_of_a_dvc_temporary_experiment_copy_is_the_real_repository(monkeypatch, tmp_path):
+    import logoseg.engine.tracking as tracking
+    fake = tmp_path / 'repo' / '.dvc' / 'tmp' / 'exps' / 'run' / 'abc' / 'projects' / 'logoseg' / 'engine' / 'tracking.py'
+    monkeypatch.setattr(tracking, '__file__', str(fake))
+    assert tracking.repo_root() == tmp_path / 'repo'
