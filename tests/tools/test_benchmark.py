@@ -1,6 +1,12 @@
+"""The benchmark tool end to end on the smoke model, and the previous scan it compares against."""
 import json
 import subprocess
 import sys
+
+import torch
+
+from logoseg.models.selective_scan import selective_scan_torch
+from logoseg.tools.benchmark import previous_selective_scan, scan_inputs
 
 from ..conftest import REPO, SMOKE_CONFIG
 
@@ -8,14 +14,48 @@ from ..conftest import REPO, SMOKE_CONFIG
 def test_benchmark_prints_and_writes_figures_for_a_config(tmp_path):
     out = tmp_path / 'bench.json'
     proc = subprocess.run([sys.executable, '-m', 'logoseg.tools.benchmark', str(SMOKE_CONFIG), '--device', 'cpu',
-                           '--repeats', '1', '--classes', '7', '--out', str(out)], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
+                           '--repeats', '1', '--threads', '1', '--classes', '4', '9', '--image-size', '96',
+                           '--train-batches', '2', '--scan-shape', '8', '4', '50', '--out', str(out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     figures = json.loads(out.read_text())
+    assert figures['threads'] == 1
     (row,) = figures['models']
-    assert row['input'] == '64x64' and row['classes'] == 7
+    assert row['crop'] == '64x64' and row['eval_image'] == '96x96' and row['eval_mode'] == 'whole'
+    assert row['eval_views'] == ['96x96']  # the smoke config tests whole images: one view, as fed to the encoder
     assert 0 < row['trainable_m'] < row['params_m']  # the frozen text tower counts in total only
-    assert row['forward_ms'] > 0 and row['clip_encoder_ms'] > 0 and row['peak_mem_mb'] > 0
-    assert row['head_overhead'] == row['forward_ms'] / row['clip_encoder_ms']
-    assert [s['backend'] for s in figures['selective_scan']] == ['torch']
-    assert 'logoseg_smoke.py' in proc.stdout and 'selective scan [torch]' in proc.stdout
+    assert row['crop_overhead'] == row['crop_forward_ms'] / row['crop_encoder_ms']
+    assert row['eval_overhead'] == row['eval_ms'] / row['eval_encoder_ms']
+    assert (row['eval_classes'], row['large_classes']) == (4, 9)
+    assert row['large_vocab_ratio'] == row['large_eval_ms'] / row['eval_ms']
+    (step,) = figures['train']
+    assert step['batch'] == 2 and step['step_ms'] > 0 and step['peak_mb'] >= step['step_memory_mb'] > 0
+    scan = figures['selective_scan']
+    assert scan['shape'] == 'Dch 8 N 4 L 50'
+    assert set(scan['forward_b1_ms']) == {'cumsum', 'current', 'previous'}  # no CUDA kernel on a CPU
+    assert scan['ratios']['forward_vs_cumsum'] == scan['forward_b1_ms']['current'] / scan['forward_b1_ms']['cumsum']
+    assert set(scan['forward_backward_b4_peak_mb']) == {'current', 'previous'}
+    for text in ('logoseg_smoke.py', 'selective scan (Dch 8 N 4 L 50)', 'current / cumsum', 'threads: 1'):
+        assert text in proc.stdout
+
+
+def test_previous_scan_is_the_same_function():
+    """The benchmark's speed-ups compare like with like: the previous scan's values and gradients match."""
+    inputs = scan_inputs(2, torch.device('cpu'), requires_grad=True, channels=8, d_state=3, length=70)
+    weight = torch.randn(2, 8, 70, generator=torch.Generator().manual_seed(3))
+    results = []
+    for fn in (selective_scan_torch, previous_selective_scan):
+        y = fn(**inputs, delta_softplus=True)
+        results.append((y, torch.autograd.grad((y * weight).sum(), list(inputs.values()))))
+    (y, grads), (y_prev, grads_prev) = results
+    torch.testing.assert_close(y, y_prev, atol=1e-5, rtol=1e-5)
+    for g, g_prev in zip(grads, grads_prev):
+        torch.testing.assert_close(g, g_prev, atol=1e-4, rtol=1e-4)
+
+
+def test_benchmark_rejects_a_missing_config(tmp_path):
+    proc = subprocess.run([sys.executable, '-m', 'logoseg.tools.benchmark', str(tmp_path / 'nope.py'), '--no-scan'],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert 'logoseg: error: config' in proc.stderr and 'not found' in proc.stderr
+    assert 'Traceback' not in proc.stderr

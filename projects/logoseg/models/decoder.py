@@ -9,6 +9,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+
+
 class GuidedUpsampleStage(nn.Module):
     """One stage of eq 11: F_{i+1} = Decoder_i(Upsample(F_i), S_i).
 
@@ -28,10 +32,14 @@ class GuidedUpsampleStage(nn.Module):
     def forward(self, x: torch.Tensor, guidance: torch.Tensor, repeats: int) -> torch.Tensor:
         """x (B*T, C_in, h, w), guidance (B, C_s, h_s, w_s) shared by the T query maps -> (B*T, C_out, 2h, 2w)."""
         x = self.upsample(x)
-        guidance = F.interpolate(guidance, size=x.shape[-2:], mode='bilinear', align_corners=False)
-        scale, shift = self.guidance_proj(guidance).repeat_interleave(repeats, dim=0).chunk(2, dim=1)
-        y = self.norm(self.conv(x)) * (1 + scale) + shift
-        return x + F.gelu(y)
+        # The 1x1 projection commutes with bilinear resizing (its weights sum to 1 per pixel): projecting first
+        # resizes 2 * C_out channels instead of C_s and runs the projection at S_i's resolution, not 4-16x that.
+        film = F.interpolate(self.guidance_proj(guidance), size=x.shape[-2:], mode='bilinear', align_corners=False)
+        film = film.contiguous(memory_format=_memory_format(x))  # elementwise ops at equal strides
+        scale, shift = film.unsqueeze(1).chunk(2, dim=2)  # (B, 1, C_out, H, W), broadcast over the T maps
+        y = self.norm(self.conv(x))
+        y = torch.addcmul(shift, y.view(-1, repeats, *y.shape[1:]), 1 + scale)
+        return x + F.gelu(y.flatten(0, 1))
 
 
 class GuidedDecoder(nn.Module):
@@ -75,7 +83,10 @@ class GuidedDecoder(nn.Module):
         """fused (B, D, h, w), queries (B, T, D), guidance [S_1, S_2], class_embeds (B, N, C) -> (B, N, 4h, 4w)."""
         batch, dim, height, width = fused.shape
         corr = self.correlation(fused, queries)
-        x = corr.permute(0, 2, 1, 3, 4).reshape(batch * self.num_queries, dim, height, width)
+        # channels-last: the stages' convolutions run 2-8x faster on CPU (no layout reorders inside oneDNN) and
+        # use the NHWC kernels on GPUs
+        x = corr.permute(0, 2, 1, 3, 4).reshape(batch * self.num_queries, dim, height, width).contiguous(
+            memory_format=torch.channels_last)
         for stage, s in zip(self.stages, guidance):
             x = stage(x, s, self.num_queries)
         x = x.reshape(batch, -1, *x.shape[-2:])
