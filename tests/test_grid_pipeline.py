@@ -68,26 +68,26 @@ def row_runs(grid, row):
                          order_by=['attributes.start_time ASC'])
 
 
-def test_every_row_has_a_train_and_an_evaluate_stage_with_only_its_own_params(grid):
+def test_every_row_has_a_stage_with_only_its_own_params(grid):
     from dvc.dependency.param import ParamsDependency
     from dvc.repo import Repo
     names = dvc(grid, 'stage', 'list', '--name-only').stdout.split()
     for row in ROWS:
-        assert f'train@{row}' in names and f'evaluate@{row}' in names
+        assert f'row@{row}' in names
     assert 'ablation_grid' in names and 'prepare_smoke' in names
     with Repo(str(grid[0])) as repo:
         stages = {stage.addressing.split(':')[-1]: stage for stage in repo.index.stages}
     for row in ROWS:
-        params = {p for dep in stages[f'train@{row}'].deps if isinstance(dep, ParamsDependency)
+        params = {p for dep in stages[f'row@{row}'].deps if isinstance(dep, ParamsDependency)
                   for p in dep.params}
-        assert f'rows.{row}.set' in params and 'knobs' in params and 'smoke.max_iters' in params
-        assert not any(p.startswith('rows.') and p != f'rows.{row}.set' for p in params)
+        assert f'rows.{row}' in params and 'knobs' in params and 'smoke.max_iters' in params
+        assert not any(p.startswith('rows.') and p != f'rows.{row}' for p in params)
         assert not any(p.startswith('paper') for p in params)
 
 
 @pytest.fixture(scope='module')
 def two_rows(grid):
-    proc = dvc(grid, 'repro', 'evaluate@t2_op', 'evaluate@t1_convnext_b')
+    proc = dvc(grid, 'repro', 'row@t2_op', 'row@t1_convnext_b')
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return proc
 
@@ -126,7 +126,7 @@ def test_a_row_writes_metrics_curve_and_a_finished_mlflow_run(grid, two_rows, ro
 
 def test_an_up_to_date_grid_reruns_nothing_and_a_row_edit_retrains_that_row_only(grid, two_rows):
     root, _ = grid
-    again = dvc(grid, 'repro', 'evaluate@t2_op', 'evaluate@t1_convnext_b')
+    again = dvc(grid, 'repro', 'row@t2_op', 'row@t1_convnext_b')
     assert again.returncode == 0 and 'Running stage' not in again.stdout, again.stdout[-2000:]
     rows_file = root / 'experiments' / 'rows.yaml'
     original = rows_file.read_text()
@@ -134,9 +134,9 @@ def test_an_up_to_date_grid_reruns_nothing_and_a_row_edit_retrains_that_row_only
         edited = yaml.safe_load(original)
         edited['rows']['t2_op']['set']['r'] = 4
         rows_file.write_text(yaml.safe_dump(edited, sort_keys=False))
-        status = dvc(grid, 'status', 'train@t2_op', 'train@t1_convnext_b', '--json')
+        status = dvc(grid, 'status', 'row@t2_op', 'row@t1_convnext_b', '--json')
         changed = json.loads(status.stdout)
-        assert 'train@t2_op' in changed and 'train@t1_convnext_b' not in changed
+        assert 'row@t2_op' in changed and 'row@t1_convnext_b' not in changed
     finally:
         rows_file.write_text(original)
 
@@ -147,7 +147,7 @@ def test_a_killed_training_resumes_from_its_last_checkpoint_in_the_same_run(grid
     params = yaml.safe_load((root / 'params.yaml').read_text())
     params['smoke']['max_iters'] = 60
     (root / 'params.yaml').write_text(yaml.safe_dump(params, sort_keys=False))
-    command = [sys.executable, '-m', 'logoseg.tools.run_row', 'train', 't3_lq']
+    command = [sys.executable, '-m', 'logoseg.tools.run_row', 't3_lq']
     proc = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.time() + 600
@@ -175,7 +175,7 @@ def test_a_failing_training_ends_failed_and_leaves_nothing_that_looks_complete(g
         if path.is_file() and path.suffix in ('.jpg', '.png') and 'cocostuff' in str(path) \
                 and 'images' in str(path):
             path.write_bytes(b'not an image')
-    proc = subprocess.run([sys.executable, '-m', 'logoseg.tools.run_row', 'train', 't2_op_ccf'], cwd=root,
+    proc = subprocess.run([sys.executable, '-m', 'logoseg.tools.run_row', 't2_op_ccf'], cwd=root,
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
     (run,) = row_runs(grid, 't2_op_ccf')

@@ -99,7 +99,8 @@ class Row:
                                    f'check {self.profile}.configs in params.yaml')
         cfg = Config.fromfile(str(self.config_file))
         cfg.merge_from_dict(self.cfg_options())
-        set_schedule(cfg, int(self.settings['max_iters']))
+        if self.settings.get('max_iters'):  # else the config's own schedule (smoke: per backbone)
+            set_schedule(cfg, int(self.settings['max_iters']))
         cfg.work_dir = str(self.work_dir)
         return cfg
 
@@ -107,8 +108,9 @@ class Row:
     def params(self) -> dict:
         """MLflow params: the knobs plus the schedule, as flat scalars."""
         params = dict(self.knobs)
-        params.update(max_iters=self.settings['max_iters'], seed=self.settings['seed'],
-                      config=str(self.config_file.relative_to(self.root)))
+        params.update(seed=self.settings['seed'], config=str(self.config_file.relative_to(self.root)))
+        if self.settings.get('max_iters'):
+            params['max_iters'] = self.settings['max_iters']
         return params
 
     def tags(self) -> dict:
@@ -123,10 +125,11 @@ class Row:
         version. A complete training with the same fingerprint is not redone (e.g. after switching profiles)."""
         digest = hashlib.sha256(cfg.pretty_text.encode())
         package = Path(__file__).resolve().parents[1]
-        for folder in ('models', 'datasets'):
-            for path in sorted((package / folder).rglob('*')):
-                if path.is_file() and path.suffix in ('.py', '.json'):
-                    digest.update(path.read_bytes())
+        code = [*sorted((package / 'models').rglob('*')), *sorted((package / 'datasets').rglob('*')),
+                package / 'engine' / 'hooks.py', package / 'engine' / 'optim.py']
+        for path in code:
+            if path.is_file() and path.suffix in ('.py', '.json'):
+                digest.update(path.read_bytes())
         if self.data_manifest.is_file():
             digest.update(self.data_manifest.read_bytes())
         return digest.hexdigest()

@@ -22,6 +22,8 @@ from mmengine.visualization import MLflowVisBackend
 from mmengine.visualization.vis_backend import force_init_env
 from mmseg.registry import VISBACKENDS
 
+from ..utils.files import process_alive
+
 EXPERIMENT = 'logoseg'
 # the grid's knobs as MLflow params, read from a model config (README, "Experiments")
 _HEAD_KNOBS = dict(op='use_object_prior', ccf='use_fusion', ra='use_region_alignment', gc='use_global_context',
@@ -89,16 +91,6 @@ def config_params(cfg) -> dict:
         params['config'] = os.path.relpath(cfg.filename, repo_root()) if os.path.isabs(cfg.filename) \
             else cfg.filename
     return {key: value for key, value in params.items() if value is not None}
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class TrackedRun:
@@ -264,7 +256,7 @@ def mark_stale_runs(client, experiment: str, tags: Mapping[str, str]) -> list[st
         run_tags = run.data.tags
         pid = run_tags.get('pid', '')
         if run_tags.get('host') == host and pid.isdigit() and int(pid) != os.getpid() \
-                and not _process_alive(int(pid)):
+                and not process_alive(int(pid)):
             client.set_tag(run.info.run_id, 'error', f'process {pid} on {host} ended without closing the run '
                                                      '(killed: SIGKILL or out of memory)')
             client.set_terminated(run.info.run_id, 'KILLED')

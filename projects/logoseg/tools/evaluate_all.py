@@ -4,7 +4,8 @@
         --out metrics.json [--benchmarks ade150 pc59] [--work-dir DIR] [--skip-missing] [--cfg-options k=v]
 
 Each benchmark runs ``configs/eval/<benchmark>.py`` (the model config with the benchmark's dataset and
-``HallucinationIoUMetric``) in its own mmengine Runner, as ``mim test`` would. Output:
+``HallucinationIoUMetric``) through mmengine's Runner, as ``mim test`` would; one Runner serves all six (the
+model is built and the checkpoint loaded once; each benchmark swaps in its dataloader and metric). Output:
 ``{benchmark: {mIoU, aAcc, mAcc, hallucination_rate, hallucinated_classes, num_images}}``, mIoU / aAcc /
 mAcc in percent as MMSeg reports them, the hallucination figures as fractions / counts per image. The file
 is rewritten after every benchmark, so finished ones survive an interrupted run. The figures also go to one
@@ -66,16 +67,27 @@ def check_data(cfg: Config) -> None:
     DATASETS.build(dict(cfg.test_dataloader.dataset, serialize_data=False))  # a check: skip packing the list
 
 
-def run_benchmark(cfg: Config, checkpoint: str, work_dir: str, launcher: str = 'none') -> dict:
-    """Test ``checkpoint`` with the Runner of ``cfg``; returns the reported figures."""
-    cfg.load_from = checkpoint
-    cfg.work_dir = work_dir
-    cfg.launcher = launcher
-    runner = Runner.from_cfg(cfg)
+def run_benchmark(cfg: Config, checkpoint: str, work_dir: str, launcher: str = 'none',
+                  runner: Optional[Runner] = None) -> tuple[dict, Runner]:
+    """Test ``checkpoint`` with the Runner of ``cfg``; returns the reported figures and the Runner.
+
+    Given the ``runner`` of a previous benchmark, it is reused: the model is built and the checkpoint loaded
+    once. An eval config differs from another only in its test dataloader and evaluator (configs/eval), which
+    mmengine's Runner builds from these three keys at each ``test()``.
+    """
+    if runner is None:
+        cfg.load_from = checkpoint
+        cfg.work_dir = work_dir
+        cfg.launcher = launcher
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner._test_loop = cfg.test_cfg
+        runner._test_dataloader = cfg.test_dataloader
+        runner._test_evaluator = cfg.test_evaluator
     metrics = runner.test()
     result = {key: round(float(metrics[key]), 4) for key in REPORTED}  # MMSeg's float32 -> plain JSON
     result['num_images'] = len(runner.test_dataloader.dataset)
-    return result
+    return result, runner
 
 
 def write_json(results: dict, out: str) -> None:
@@ -112,8 +124,9 @@ def evaluate_all(model_config: str, checkpoint: str, out: str, benchmarks: tuple
             results[benchmark] = {'missing': str(err)}
             continue
         configs[benchmark] = cfg
+    runner = None
     for benchmark, cfg in configs.items():
-        results[benchmark] = run_benchmark(cfg, checkpoint, osp.join(work_dir, benchmark), launcher)
+        results[benchmark], runner = run_benchmark(cfg, checkpoint, work_dir, launcher, runner)
         if is_main_process():
             write_json({name: results[name] for name in benchmarks if name in results}, out)
     if not configs and is_main_process():
@@ -129,7 +142,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument('--out', required=True, help='JSON file for {benchmark: metrics}')
     parser.add_argument('--benchmarks', nargs='+', choices=BENCHMARKS, default=list(BENCHMARKS),
                         help='subset to run (default: all six)')
-    parser.add_argument('--work-dir', help='logs per benchmark (default work_dirs/evaluate_all/<config name>)')
+    parser.add_argument('--work-dir', help='logs of the evaluation (default work_dirs/evaluate_all/<config name>)')
     parser.add_argument('--skip-missing', action='store_true',
                         help='record benchmarks whose data is not prepared as missing instead of stopping')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,

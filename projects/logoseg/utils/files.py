@@ -13,3 +13,14 @@ def temporary_beside(path: Path) -> Path:
     permissions, which the renamed file keeps.
     """
     return path.with_name(f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp')
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (a process of another user counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -38,6 +38,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from tqdm import tqdm
 
 from logoseg.utils.errors import LoGoSegUserError
+from logoseg.utils.files import process_alive
 
 MARKER = '.prepare.json'
 INVALID = -1  # lookup-table entry for raw values the raw format does not define: an error, not a class
@@ -332,23 +333,13 @@ def is_complete(out: Path, expected: str) -> bool:
     return marker.get('digest') == expected and marker.get('files') == _count_files(out)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_stale(out: Path) -> None:
     """Delete temporaries of earlier runs of this output whose process is gone (crashed or killed)."""
     if not out.parent.is_dir():
         return
     for path in out.parent.glob(f'.{out.name}.*-*'):
         kind, _, pid = path.name[len(out.name) + 2:].partition('-')
-        if kind in ('tmp', 'old') and pid.isdigit() and not _pid_alive(int(pid)):
+        if kind in ('tmp', 'old') and pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
 
 
