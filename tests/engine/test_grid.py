@@ -61,6 +61,9 @@ def test_schedule_follows_max_iters():
     set_schedule(cfg, 1000)
     assert cfg.train_cfg.max_iters == 1000 and cfg.train_cfg.val_interval == 1000
     assert cfg.param_scheduler[-1]['end'] == 1000 and cfg.default_hooks.checkpoint.interval == 500
+    assert cfg.param_scheduler[0]['end'] == 100 and cfg.param_scheduler[-1]['begin'] == 100  # warm-up 1500
+    set_schedule(cfg, 80000)
+    assert cfg.param_scheduler[0]['end'] == 100  # a warm-up that fits is kept
 
 
 def test_bad_rows_and_profiles_are_one_line_errors(tmp_path):

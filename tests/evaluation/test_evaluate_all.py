@@ -28,7 +28,7 @@ def test_writes_json_for_all_six(prepared_root, smoke_checkpoint, tmp_path):
         assert 0 <= metrics['mIoU'] <= 100 and 0 <= metrics['aAcc'] <= 100
         assert 0 <= metrics['hallucination_rate'] <= 1
         assert metrics['hallucinated_classes'] >= metrics['hallucination_rate']  # count >= 1 where any
-    assert {p.name for p in tmp_path.iterdir() if p.is_dir()} == set(BENCHMARKS)  # a log folder each
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 1  # one Runner serves the six benchmarks
 
 
 def test_command_line():

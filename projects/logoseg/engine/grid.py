@@ -143,6 +143,10 @@ def set_schedule(cfg: Config, max_iters: int) -> None:
     # at least one checkpoint half-way, so that an interrupted training has something to resume from
     checkpoint.interval = min(checkpoint.get('interval', max_iters), max(max_iters // 2, 1))
     schedulers = cfg.param_scheduler if isinstance(cfg.param_scheduler, list) else [cfg.param_scheduler]
+    for warmup in schedulers[:-1]:  # a warm-up that would outlast a short schedule: its first tenth
+        if warmup.get('end', 0) >= max_iters:
+            warmup['end'] = max(max_iters // 10, 1)
+            schedulers[-1]['begin'] = warmup['end']
     schedulers[-1]['end'] = max_iters
 
 
