@@ -45,7 +45,7 @@ def test_one_stage_per_dataset_with_script_params_data_version_and_output():
         deps = stage.get('deps') or stage.get('do', {}).get('deps') or []
         assert not any(d == 'data' or d.startswith('data/') for d in deps), key
     # the recorded data version, read through a link because DVC refuses a .dvc file as a dependency
-    assert os.readlink(REPO / 'experiments/data_version.yaml') == 'data.dvc'
+    assert os.readlink(REPO / 'experiments/data_version.yaml') == '../data.dvc'
     assert yaml.safe_load((REPO / 'data.dvc').read_text())['outs'][0]['path'] == 'data'
 
 
