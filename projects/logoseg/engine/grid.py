@@ -17,14 +17,11 @@ import yaml
 from mmengine.config import Config
 
 from ..utils.errors import LoGoSegUserError
-from .tracking import repo_root
+from .tracking import HEAD_KNOBS, repo_root
 
 PROFILES = ('smoke', 'paper')
 BACKBONES = ('vitb', 'vitl', 'convnext_b', 'convnext_l')
 TRAIN_SETS = ('coco', 'pc59', 'ade150')
-# knob -> LoGoSegHead argument
-HEAD_KNOBS = dict(op='use_object_prior', ccf='use_fusion', ra='use_region_alignment', gc='use_global_context',
-                  da='use_dir_attn', fusion_depth='fusion_depth', r='region_grid', prior_on_logits='prior_on_logits')
 
 
 def load_yaml(path: Path) -> dict:

@@ -25,8 +25,8 @@ from mmseg.registry import VISBACKENDS
 from ..utils.files import process_alive
 
 EXPERIMENT = 'logoseg'
-# the grid's knobs as MLflow params, read from a model config (README, "Experiments")
-_HEAD_KNOBS = dict(op='use_object_prior', ccf='use_fusion', ra='use_region_alignment', gc='use_global_context',
+# the grid's knob -> LoGoSegHead argument; also the MLflow param names (README, "Experiments")
+HEAD_KNOBS = dict(op='use_object_prior', ccf='use_fusion', ra='use_region_alignment', gc='use_global_context',
                    da='use_dir_attn', fusion_depth='fusion_depth', r='region_grid', prior_on_logits='prior_on_logits')
 
 
@@ -71,7 +71,7 @@ def config_params(cfg) -> dict:
     class lists (MLflow refuses values over 6,000 characters and the UI drowns in them)."""
     model = cfg.get('model', {})
     head = model.get('decode_head', {})
-    params = {name: head[key] for name, key in _HEAD_KNOBS.items() if key in head}
+    params = {name: head[key] for name, key in HEAD_KNOBS.items() if key in head}
     if 'prior_lambda' in head:
         params['lambda'] = head['prior_lambda'] if head.get('use_object_prior', True) else 0.0
     clip = model.get('clip', {})
