@@ -6,7 +6,7 @@ import sys
 import torch
 
 from logoseg.models.selective_scan import selective_scan_torch
-from logoseg.tools.benchmark import previous_selective_scan, scan_inputs
+from logoseg.tools.benchmark import benchmark_config, previous_selective_scan, scan_inputs
 
 from ..conftest import REPO, SMOKE_CONFIG
 
@@ -32,11 +32,22 @@ def test_benchmark_prints_and_writes_figures_for_a_config(tmp_path):
     assert step['batch'] == 2 and step['step_ms'] > 0 and step['peak_mb'] >= step['step_memory_mb'] > 0
     scan = figures['selective_scan']
     assert scan['shape'] == 'Dch 8 N 4 L 50'
-    assert set(scan['forward_b1_ms']) == {'cumsum', 'current', 'previous'}  # no CUDA kernel on a CPU
-    assert scan['ratios']['forward_vs_cumsum'] == scan['forward_b1_ms']['current'] / scan['forward_b1_ms']['cumsum']
+    fwd = scan['forward_b1_ms']
+    assert set(fwd) == {'cumsum', 'cumsum_warm', 'exp_warm', 'current', 'previous'}  # no CUDA kernel on a CPU
+    assert scan['ratios']['forward_vs_cumsum'] == fwd['current'] / fwd['cumsum']
+    assert scan['ratios']['forward_vs_warm_cumsum'] == fwd['current'] / fwd['cumsum_warm']
     assert set(scan['forward_backward_b4_peak_mb']) == {'current', 'previous'}
     for text in ('logoseg_smoke.py', 'selective scan (Dch 8 N 4 L 50)', 'current / cumsum', 'threads: 1'):
         assert text in proc.stdout
+
+
+def test_prior_top_k_is_timed_beside_the_large_vocabulary_in_slide_global_configs():
+    config = str(REPO / 'configs' / 'smoke' / 'logoseg_vitb.py')  # slide_global, as the paper's ViT configs
+    row = benchmark_config(config, 'cpu', None, 1, 48, (4, 9), prior_top_k=3)
+    assert row['eval_mode'] == 'slide_global' and len(row['eval_views']) == 5  # 2 x 2 windows + global view
+    assert row['prior_top_k'] == 3 and row['large_top_k_ratio'] == row['large_top_k_eval_ms'] / row['eval_ms']
+    whole = benchmark_config(str(SMOKE_CONFIG), 'cpu', None, 1, 48, (4, 9), prior_top_k=3)
+    assert whole['prior_top_k'] is None and whole['large_top_k_ratio'] is None  # the option needs slide_global
 
 
 def test_previous_scan_is_the_same_function():

@@ -7,9 +7,9 @@ For channel d and state n the scan runs, with delta' = softplus(delta + bias) (o
 mamba-ssm cannot be imported on machines without CUDA, so its import is guarded and tried once.
 
 The PyTorch scan walks time in blocks of 32 steps (:class:`_BlockedScan`), chosen by measurement on the CPU
-(``python -m logoseg.tools.benchmark``, fusion size, one thread): 1.7x one ``torch.cumsum`` over a
-(batch, Dch, N, L) tensor forward, 3.8x forward + backward at batch 4 with 81 MB peak, against 21x and 46x
-with 1.1 GB for the log-depth scan it replaced. Log-depth scans make log2(L) passes over full
+(``python -m logoseg.tools.benchmark``, fusion size, 2 CPU threads): 5-6x one ``torch.cumsum`` over a
+(batch, Dch, N, L) tensor forward (the exp of the decays alone is 1.4-1.6x), 3.3-4.4x forward + backward at
+batch 4 with 63-99 MB peak, against about 45x and 50x with 1.1 GB for the log-depth scan it replaced. Log-depth scans make log2(L) passes over full
 (batch, Dch, N, L) tensors; chunked scans built on cumulative sums of log-decays overflow (exp(-sum delta A)
 for large delta |A|) unless they form per-chunk T x T decay matrices (T times the work); torch.compile
 costs more to start than a CPU scan costs to run. The blocked loop touches each element a few times while it
@@ -192,9 +192,9 @@ class _BlockedScan(torch.autograd.Function):
     Why this formulation (measured against the alternatives on the CPU, one thread, fusion size): each block
     forms its decays and inputs in one vectorised pass, runs the recurrence as one in-place multiply-add per
     time step over all channels and states, and contracts the states with C in one batched matmul. The
-    (T, batch, Dch, N) block buffers stay in cache and are reused, so the scan costs about as much as one
-    ``torch.cumsum`` over a fresh (batch, Dch, N, L) tensor, whose page faults alone cost more than the
-    arithmetic. The log-depth (Hillis-Steele) scan this replaces did log2(L) full passes over (batch, Dch, N, L)
+    (T, batch, Dch, N) block buffers stay in cache and are reused, so the scan costs its five elementwise
+    passes (delta A, its exp, delta u B, the recurrence, the contraction with C) and the per-step calls,
+    about six ``torch.cumsum`` over a (batch, Dch, N, L) tensor. The log-depth (Hillis-Steele) scan this replaces did log2(L) full passes over (batch, Dch, N, L)
     tensors (18x the cumsum); a chunked scan with cumulative sums of log-decays either overflows
     (exp(-sum delta A) for large delta |A|) or needs per-chunk T x T decay matrices (T times the work).
 

@@ -5,7 +5,8 @@ Per config (each in a fresh process, so CPU peak memory is that config's):
     same input; their ratio is the head's overhead;
   * evaluation protocol: ``model.inference`` on a square test image with the config's ``test_cfg`` (slide
     windows + global view for ViTs), vs the bare encoder over exactly the views the protocol fed it;
-  * the same protocol with a large vocabulary (847 vs 150 classes, embeddings cached): their time ratio;
+  * the same protocol with a large vocabulary (847 vs 150 classes, embeddings cached): their time ratio, and
+    with ``test_cfg.prior_top_k`` (only the top-k classes of the object prior get image-resolution scores);
   * a training step (forward, backward, optimizer step) at batch 1 and 4: time and peak memory.
 Then the selective scan of the SS2D branch at the fusion's size: forward at batch 1 and forward + backward at
 batch 4, vs one ``torch.cumsum`` over a (batch, channels, states, steps) tensor (the cost floor of any scan)
@@ -38,6 +39,7 @@ import logoseg  # noqa: F401  (compat fixes, registrations)
 from logoseg.models.selective_scan import _load_cuda_kernel, selective_scan, selective_scan_torch
 from logoseg.utils.errors import LoGoSegUserError
 
+DEFAULT_TOP_K = 64  # the README's suggested test_cfg.prior_top_k for A-847 / PC-459
 SCAN_SHAPE = dict(channels=1024, d_state=16, length=576)  # SS2D at the fusion's size: 4 x 256 channels, 24 x 24
 
 
@@ -127,7 +129,7 @@ def recorded_encoder_inputs(model, fn: Callable[[], object]) -> list[torch.Tenso
 
 
 def benchmark_config(path: str, device: str, threads: int | None, repeats: int, image_size: int,
-                     classes: tuple[int, int], autocast: bool = False) -> dict:
+                     classes: tuple[int, int], autocast: bool = False, prior_top_k: int | None = None) -> dict:
     """Crop and evaluation-protocol ratios of one config; run in a fresh process."""
     device = torch.device(device)
     if threads:
@@ -153,23 +155,29 @@ def benchmark_config(path: str, device: str, threads: int | None, repeats: int, 
             for view in views:
                 model.backbone(view)
 
-        def infer(n: int) -> Callable[[], object]:
+        def infer(n: int, top_k: int | None = None) -> Callable[[], object]:
             def run():
                 model.set_vocabulary(vocabulary(n))
+                model.test_cfg['prior_top_k'] = top_k
                 return model.inference(image, metas)
             return run
 
         model.text_encoder(vocabulary(large))  # cached, as a deployed model's vocabulary is
-        eval_ms = time_side_by_side({'model': infer(small), 'encoder': encoder_views, 'large': infer(large)},
-                                    device, repeats)
+        fns = {'model': infer(small), 'encoder': encoder_views, 'large': infer(large)}
+        top_k = prior_top_k if model.test_cfg.get('mode') == 'slide_global' else None  # the option's only mode
+        if top_k:
+            fns['large_top_k'] = infer(large, top_k)
+        eval_ms = time_side_by_side(fns, device, repeats)
     return dict(
         config=path, crop=f'{height}x{width}', params_m=total / 1e6, trainable_m=trainable / 1e6,
         crop_forward_ms=crop_ms['model'], crop_encoder_ms=crop_ms['encoder'],
         crop_overhead=crop_ms['model'] / crop_ms['encoder'],
         eval_image=f'{image_size}x{image_size}', eval_mode=model.test_cfg.get('mode', 'whole'),
-        eval_views=[f'{v.shape[-2]}x{v.shape[-1]}' for v in views], eval_classes=small,
+        eval_views=[f'{v.shape[-2]}x{v.shape[-1]}' for v in views for _ in range(len(v))], eval_classes=small,
         eval_ms=eval_ms['model'], eval_encoder_ms=eval_ms['encoder'], eval_overhead=eval_ms['model'] / eval_ms['encoder'],
         large_classes=large, large_eval_ms=eval_ms['large'], large_vocab_ratio=eval_ms['large'] / eval_ms['model'],
+        prior_top_k=top_k, large_top_k_eval_ms=eval_ms.get('large_top_k'),
+        large_top_k_ratio=eval_ms['large_top_k'] / eval_ms['model'] if top_k else None,
         inference_peak_mb=peak_mb(device) - baseline, autocast_bf16=autocast,
     )
 
@@ -307,14 +315,20 @@ def benchmark_scan(device: torch.device, repeats: int, threads: int | None, fres
     """Scan forward (batch 1) and forward + backward (batch 4) vs cumsum and vs the previous scan."""
     out = {'shape': f"Dch {shape['channels']} N {shape['d_state']} L {shape['length']}"}
     floor1 = torch.randn(1, shape['channels'], shape['d_state'], shape['length'], device=device)
+    result = torch.empty_like(floor1)
     inputs = scan_inputs(1, device, **shape)
-    fns = {'cumsum': lambda: torch.cumsum(floor1, -1)}
+    # 'cumsum' allocates its result, as the issue's floor does (on CPU that includes page faults, whose cost
+    # depends on the allocator's state); 'cumsum_warm' and 'exp_warm' write into a reused buffer: one pass of
+    # pure arithmetic, and the one exp per element that exact decays exp(delta A) need
+    fns = {'cumsum': lambda: torch.cumsum(floor1, -1),
+           'cumsum_warm': lambda: torch.cumsum(floor1, -1, out=result),
+           'exp_warm': lambda: torch.exp(floor1, out=result)}
     fns.update({name: (lambda fn=fn: fn(**inputs, delta_softplus=True)) for name, fn in SCANS.items()})
     if device.type == 'cuda' and _load_cuda_kernel()[0] is not None:
         fns['cuda_kernel'] = lambda: selective_scan(**inputs, delta_softplus=True, backend='cuda')
     with torch.no_grad():
         out['forward_b1_ms'] = time_side_by_side(fns, device, repeats)
-    del floor1
+    del floor1, result
     floor4 = torch.randn(4, shape['channels'], shape['d_state'], shape['length'], device=device)
     inputs = scan_inputs(4, device, requires_grad=True, **shape)
     fns = {'cumsum': lambda: torch.cumsum(floor4, -1)}
@@ -325,6 +339,8 @@ def benchmark_scan(device: torch.device, repeats: int, threads: int | None, fres
                                           for name in SCANS}
     fwd, fb = out['forward_b1_ms'], out['forward_backward_b4_ms']
     out['ratios'] = dict(forward_vs_cumsum=fwd['current'] / fwd['cumsum'],
+                         forward_vs_warm_cumsum=fwd['current'] / fwd['cumsum_warm'],
+                         warm_exp_vs_warm_cumsum=fwd['exp_warm'] / fwd['cumsum_warm'],
                          forward_backward_vs_cumsum=fb['current'] / fb['cumsum'],
                          forward_speedup_vs_previous=fwd['previous'] / fwd['current'],
                          forward_backward_speedup_vs_previous=fb['previous'] / fb['current'])
@@ -343,13 +359,14 @@ def print_report(report: dict) -> None:
     if models:
         print(f"\n{'config':30s} {'params M':>8s} {'train M':>7s} | {'crop':>7s} {'model ms':>9s} {'CLIP ms':>8s} "
               f"{'ratio':>5s} | {'eval views':>14s} {'model ms':>9s} {'CLIP ms':>8s} {'ratio':>5s} | "
-              f"{'N':>7s} {'ratio':>5s}")
+              f"{'N':>7s} {'ratio':>5s} {'top-k':>9s}")
         for r in models:
             views = f"{len(r['eval_views'])}x{r['eval_views'][0]}"
             print(f"{os.path.basename(r['config']):30s} {r['params_m']:8.1f} {r['trainable_m']:7.1f} | {r['crop']:>7s} "
                   f"{r['crop_forward_ms']:9.1f} {r['crop_encoder_ms']:8.1f} {r['crop_overhead']:5.2f} | "
                   f"{views:>14s} {r['eval_ms']:9.1f} {r['eval_encoder_ms']:8.1f} {r['eval_overhead']:5.2f} | "
-                  f"{r['large_classes']:>3d}/{r['eval_classes']:<3d} {r['large_vocab_ratio']:5.2f}")
+                  f"{r['large_classes']:>3d}/{r['eval_classes']:<3d} {r['large_vocab_ratio']:5.2f} "
+                  + (f"{r['prior_top_k']:>3d}: {r['large_top_k_ratio']:4.2f}" if r['prior_top_k'] else f"{'-':>9s}"))
     if report['train']:
         print(f"\n{'config':30s} {'batch':>5s} {'step ms':>9s} {'peak MB':>9s} {'step MB':>8s}")
         for r in report['train']:
@@ -359,11 +376,14 @@ def print_report(report: dict) -> None:
     if scan:
         fwd, fb, mem = scan['forward_b1_ms'], scan['forward_backward_b4_ms'], scan['forward_backward_b4_peak_mb']
         print(f"\nselective scan ({scan['shape']}): {'cumsum':>8s} {'current':>8s} {'previous':>9s}")
-        print(f"  forward, batch 1 (ms)            {fwd['cumsum']:8.1f} {fwd['current']:8.1f} {fwd['previous']:9.1f}")
+        print(f"  forward, batch 1 (ms)            {fwd['cumsum']:8.1f} {fwd['current']:8.1f} {fwd['previous']:9.1f}"
+              f"   (into a reused buffer: cumsum {fwd['cumsum_warm']:.1f}, exp {fwd['exp_warm']:.1f})")
         print(f"  forward + backward, batch 4 (ms) {fb['cumsum']:8.1f} {fb['current']:8.1f} {fb['previous']:9.1f}")
         print(f"  fwd + bwd batch 4 memory (MB)    {'':8s} {mem['current']:8.0f} {mem['previous']:9.0f}")
         ratios = scan['ratios']
-        print(f"  current / cumsum: forward {ratios['forward_vs_cumsum']:.2f}x, forward + backward "
+        print(f"  current / cumsum: forward {ratios['forward_vs_cumsum']:.2f}x "
+              f"({ratios['forward_vs_warm_cumsum']:.2f}x the reused-buffer cumsum, whose exp alone is "
+              f"{ratios['warm_exp_vs_warm_cumsum']:.2f}x), forward + backward "
               f"{ratios['forward_backward_vs_cumsum']:.2f}x; speed-up over previous: forward "
               f"{ratios['forward_speedup_vs_previous']:.1f}x, forward + backward "
               f"{ratios['forward_backward_speedup_vs_previous']:.1f}x")
@@ -390,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--image-size', type=int, default=640, help='square test image of the evaluation protocol')
     parser.add_argument('--classes', type=int, nargs=2, default=(150, 847), metavar=('N', 'N_LARGE'),
                         help='vocabulary sizes compared at the evaluation protocol (A-150, A-847)')
+    parser.add_argument('--prior-top-k', type=int, default=DEFAULT_TOP_K, metavar='K',
+                        help='also time N_LARGE classes with test_cfg.prior_top_k=K (slide_global configs; 0: '
+                        f'skip; default {DEFAULT_TOP_K})')
     parser.add_argument('--train-batches', type=int, nargs='*', default=[1, 4],
                         help='batch sizes of the timed training steps (none: skip)')
     parser.add_argument('--no-scan', action='store_true', help='skip the selective-scan section')
@@ -412,11 +435,12 @@ def main(argv: list[str] | None = None) -> int:
                   threads=torch.get_num_threads(), repeats=args.repeats, models=[], train=[])
     for path in args.configs:  # a line per finished measurement: a long CPU run shows its progress
         row = in_fresh_process(benchmark_config, path, device.type, args.threads, args.repeats, args.image_size,
-                               tuple(args.classes))
+                               tuple(args.classes), False, args.prior_top_k or None)
         report['models'].append(row)
+        top_k = f", with prior_top_k={row['prior_top_k']} {row['large_top_k_ratio']:.2f}" if row['prior_top_k'] else ''
         print(f"{path}: overhead {row['crop_overhead']:.2f} at the crop, {row['eval_overhead']:.2f} at the "
-              f"evaluation protocol; {row['large_classes']}/{row['eval_classes']} classes {row['large_vocab_ratio']:.2f}",
-              flush=True)
+              f"evaluation protocol; {row['large_classes']}/{row['eval_classes']} classes "
+              f"{row['large_vocab_ratio']:.2f}{top_k}", flush=True)
         for batch in args.train_batches:
             row = in_fresh_process(benchmark_train_step, path, device.type, args.threads, args.repeats, batch)
             report['train'].append(row)
