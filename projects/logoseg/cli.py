@@ -46,12 +46,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def parse_vocabulary(args: argparse.Namespace) -> tuple[str, ...]:
     """The vocabulary of ``--vocab``, ``--vocab-file`` or ``--vocab-set``, validated."""
-    from .apis import resolve_vocabulary
+    from .utils.vocab import check_vocabulary
     if args.vocab_set:
-        return resolve_vocabulary(args.vocab_set)
+        return check_vocabulary(args.vocab_set)
     if args.vocab is not None:
         text = args.vocab.strip()
-        return resolve_vocabulary([name.strip() for name in text.split(',')] if text else [])
+        return check_vocabulary([name.strip() for name in text.split(',')] if text else [])
     try:
         text = args.vocab_file.read_text(encoding='utf-8')
     except (OSError, UnicodeDecodeError) as err:
@@ -63,8 +63,8 @@ def parse_vocabulary(args: argparse.Namespace) -> tuple[str, ...]:
             raise LoGoSegUserError(f'--vocab-file {args.vocab_file} is not valid JSON ({err})') from None
         if not isinstance(names, list):
             raise LoGoSegUserError(f'--vocab-file {args.vocab_file} must hold a JSON list of class names')
-        return resolve_vocabulary(names)
-    return resolve_vocabulary([line.strip() for line in text.splitlines() if line.strip()])
+        return check_vocabulary(names)
+    return check_vocabulary([line.strip() for line in text.splitlines() if line.strip()])
 
 
 def collect_images(inputs: Sequence[Path], out_dir: Path) -> tuple[list[tuple[Path, Path]], list[str]]:

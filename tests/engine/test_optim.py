@@ -45,7 +45,9 @@ def test_logged_lr_is_the_heads_and_encoder_lr_the_encoders(build_tiny_model, sm
 
     runner = SimpleNamespace(model=model, optim_wrapper=wrapper,
                              message_hub=MessageHub.get_instance('test_encoder_lr'))
+    hook = EncoderLrHook()
+    hook.before_train(runner)
     for group in wrapper.optimizer.param_groups:  # as a scheduler would: the encoder keeps its x0.01
         group['lr'] *= 0.5
-    EncoderLrHook().before_train_iter(runner, batch_idx=0)
+    hook.before_train_iter(runner, batch_idx=0)
     assert runner.message_hub.get_scalar('train/encoder_lr').current() == pytest.approx(base_lr * 0.01 * 0.5)

@@ -57,11 +57,6 @@ class Segmentation:
                 for name, count in zip(self.vocabulary, counts) if count}
 
 
-def resolve_vocabulary(vocabulary: str | Sequence[str]) -> tuple[str, ...]:
-    """Class names from a list, or the name of a shipped benchmark vocabulary (``'ade150'``, ``'pc59'``...)."""
-    return check_vocabulary(vocabulary)
-
-
 class LoGoSegPredictor:
     """A trained LoGoSeg model ready to segment images with any vocabulary.
 
@@ -136,7 +131,7 @@ class LoGoSegPredictor:
                 the current one (initially the checkpoint's training classes).
         """
         rgb = read_image(image)
-        names = resolve_vocabulary(vocabulary) if vocabulary is not None else self.model.vocabulary
+        names = check_vocabulary(vocabulary) if vocabulary is not None else self.model.vocabulary
         if names != self.model.class_names or self.model.background_index is not None:
             self.model.set_vocabulary(names)
         data = self.pipeline(dict(img=np.ascontiguousarray(rgb[..., ::-1])))  # MMSeg pipelines take BGR

@@ -72,15 +72,18 @@ class EncoderLrHook(Hook):
     """
 
     priority = 'VERY_HIGH'
+    _group: dict | None = None  # the optimizer's parameter group of the image encoder
 
-    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+    def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         optimizer = getattr(runner.optim_wrapper, 'optimizer', None)
         backbone = getattr(model, 'backbone', None)
         if optimizer is None or backbone is None:
             return
         trainable = {id(p) for p in backbone.parameters() if p.requires_grad}
-        for group in optimizer.param_groups:
-            if any(id(p) in trainable for p in group['params']):
-                runner.message_hub.update_scalar('train/encoder_lr', group['lr'])
-                return
+        self._group = next((group for group in optimizer.param_groups
+                            if any(id(p) in trainable for p in group['params'])), None)
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        if self._group is not None:  # the schedulers update group['lr'] in place
+            runner.message_hub.update_scalar('train/encoder_lr', self._group['lr'])

@@ -189,12 +189,20 @@ class LoGoSeg(EncoderDecoder):
         """Logits (B, N, H, W) of the inputs (B, 3, H, W); an input smaller than one patch is padded with
         zeros (the normalised mean, as SegDataPreProcessor pads) to one patch and the logits cropped back."""
         height, width = inputs.shape[-2:]
-        patch = self.backbone.patch_stride
-        if height >= patch and width >= patch:
+        padded = self.pad_to_patch(inputs)
+        if padded is inputs:
             return super().encode_decode(inputs, batch_img_metas)
-        padded = F.pad(inputs, (0, max(patch - width, 0), 0, max(patch - height, 0)))
         metas = [dict(meta, img_shape=padded.shape[-2:]) for meta in batch_img_metas]
         return super().encode_decode(padded, metas)[..., :height, :width]
+
+    def pad_to_patch(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``inputs`` (B, 3, H, W) padded at the bottom and right with zeros (the normalised mean, as
+        SegDataPreProcessor pads) to at least one patch of the image encoder; the same tensor if it is one."""
+        height, width = inputs.shape[-2:]
+        patch = self.backbone.patch_stride
+        if height >= patch and width >= patch:
+            return inputs
+        return F.pad(inputs, (0, max(patch - width, 0), 0, max(patch - height, 0)))
 
     def extract_feat(self, inputs: torch.Tensor) -> dict:
         """Image features of the batch plus the prompt embeddings T (N, P, C) of the current vocabulary."""
@@ -239,17 +247,15 @@ class LoGoSeg(EncoderDecoder):
         :meth:`logits_to_view`).
         """
         input_size = self.test_cfg.get('input_size')
-        patch = self.backbone.patch_stride
         fed, covered = [], []
         for view in views:
             size = tuple(view.shape[2:])
             if input_size is not None and tuple(input_size) != size:
                 view = F.interpolate(view, size=tuple(input_size), mode='bilinear', align_corners=False)
-            height, width = view.shape[2:]
-            if height < patch or width < patch:  # as encode_decode pads: zeros, the normalised mean
-                view = F.pad(view, (0, max(patch - width, 0), 0, max(patch - height, 0)))
-                if input_size is None:
-                    size = tuple(view.shape[2:])
+            padded = self.pad_to_patch(view)
+            if padded is not view and input_size is None:
+                size = tuple(padded.shape[2:])
+            view = padded
             fed.append(view)
             covered.append(size)
         results: list = [None] * len(views)
