@@ -321,12 +321,16 @@ class LoGoSeg(EncoderDecoder):
         dtype = views[0][0].dtype
         # a GPU has the memory for every class at once, and each chunk costs it a dozen kernel launches
         chunk = self.CLASS_CHUNK if inputs.device.type == 'cpu' else num_classes
+        # channels-last like the chunk buffer, so each chunk's last pass writes at matching strides (measured on 2
+        # cores, 640 image: the per-class work took 0.71 s at 150 classes and 3.4 s at 847 into an NCHW output
+        # through a copy, 0.52-0.58 and 2.6-2.9 s like this)
+        out = torch.empty((batch, num_classes, height, width), dtype=dtype, device=inputs.device,
+                          memory_format=torch.channels_last)
         if top_k is None or top_k >= num_classes:  # (images, classes, number of classes) per pass
-            out = torch.empty((batch, num_classes, height, width), dtype=dtype, device=inputs.device)
             parts = [(slice(None), slice(start, start + chunk), min(chunk, num_classes - start))
                      for start in range(0, num_classes, chunk)]
         else:  # the dropped classes keep score 0, below any sigmoid score
-            out = torch.zeros((batch, num_classes, height, width), dtype=dtype, device=inputs.device)
+            out.zero_()
             kept = prior.topk(top_k, dim=1).indices.sort(dim=1).values  # (B, k)
             parts = [(slice(b, b + 1), kept[b, start:start + chunk], min(chunk, top_k - start))
                      for b in range(batch) for start in range(0, top_k, chunk)]
@@ -340,11 +344,16 @@ class LoGoSeg(EncoderDecoder):
             for (y1, x1, y2, x2), (logits, covered, _) in zip(boxes, views):
                 total[:, :, y1:y2, x1:x2] += score(self.logits_to_view(logits[images, classes], covered,
                                                                        (y2 - y1, x2 - x1)))
-            total /= divisor
+            # the last pass writes straight into the output where the chunk is a view of it
+            dest = out[images, classes] if isinstance(classes, slice) else total
             if global_view:
+                total /= divisor
                 whole_scores = score(self.logits_to_view(whole[images, classes], whole_covered, crop))
-                total.add_(resize_class_maps(whole_scores, (height, width)), alpha=0.5)
-            out[images, classes] = total
+                torch.add(total, resize_class_maps(whole_scores, (height, width)), alpha=0.5, out=dest)
+            else:
+                torch.div(total, divisor, out=dest)
+            if dest is total:  # top-k classes: an index, so out[images, classes] was a copy
+                out[images, classes] = total
         return out
 
     def postprocess_result(self, seg_logits: torch.Tensor, data_samples: SampleList | None = None) -> SampleList:
