@@ -7,14 +7,16 @@ For channel d and state n the scan runs, with delta' = softplus(delta + bias) (o
 mamba-ssm cannot be imported on machines without CUDA, so its import is guarded and tried once.
 
 The PyTorch scan walks time in blocks of 32 steps (:class:`_BlockedScan`), chosen by measurement on the CPU
-(``python -m logoseg.tools.benchmark``, fusion size, 2 CPU threads): 5-6x one ``torch.cumsum`` over a
-(batch, Dch, N, L) tensor forward (the exp of the decays alone is 1.4-1.6x), 3.3-4.4x forward + backward at
-batch 4 with 63-99 MB peak, against about 45x and 50x with 1.1 GB for the log-depth scan it replaced. Log-depth scans make log2(L) passes over full
-(batch, Dch, N, L) tensors; chunked scans built on cumulative sums of log-decays overflow (exp(-sum delta A)
-for large delta |A|) unless they form per-chunk T x T decay matrices (T times the work); torch.compile
-costs more to start than a CPU scan costs to run. The blocked loop touches each element a few times while it
-is in cache and keeps 1/32 of the states for backward. On a GPU it issues one small kernel per time step, so
-there mamba-ssm's kernel (``backend='auto'``) is the fast path.
+(``python -m logoseg.tools.benchmark``, fusion size, 2 CPU threads): 4.1-6x one ``torch.cumsum`` over a
+(batch, Dch, N, L) tensor forward (the exp of the decays alone is 0.9-1.3x), 3.2-4.4x forward + backward at
+batch 4 with 99 MB peak, against about 45x and 50x with 1.1 GB for the log-depth scan it replaced.
+Log-depth scans make log2(L) passes over full (batch, Dch, N, L) tensors; chunked scans built on cumulative
+sums of log-decays overflow (exp(-sum delta A) for large delta |A|) unless they form per-chunk T x T decay
+matrices (T times the work). ``torch.compile`` of a block (Inductor fuses its decays, inputs and recurrence
+into one C++ loop) measured 15-20% faster forward (23 vs 28 ms) after 11-29 s of compilation per process,
+and needs a C++ toolchain: not worth it for a layer that runs twice per image. The blocked loop touches each
+element a few times while it is in cache and keeps 1/32 of the states for backward. On a GPU it issues one
+small kernel per time step, so there mamba-ssm's kernel (``backend='auto'``) is the fast path.
 """
 from __future__ import annotations
 
@@ -194,9 +196,10 @@ class _BlockedScan(torch.autograd.Function):
     time step over all channels and states, and contracts the states with C in one batched matmul. The
     (T, batch, Dch, N) block buffers stay in cache and are reused, so the scan costs its five elementwise
     passes (delta A, its exp, delta u B, the recurrence, the contraction with C) and the per-step calls,
-    about six ``torch.cumsum`` over a (batch, Dch, N, L) tensor. The log-depth (Hillis-Steele) scan this replaces did log2(L) full passes over (batch, Dch, N, L)
-    tensors (18x the cumsum); a chunked scan with cumulative sums of log-decays either overflows
-    (exp(-sum delta A) for large delta |A|) or needs per-chunk T x T decay matrices (T times the work).
+    about four to six ``torch.cumsum`` over a (batch, Dch, N, L) tensor. The log-depth (Hillis-Steele) scan
+    this replaces did log2(L) full passes over (batch, Dch, N, L) tensors (18x the cumsum); a chunked scan with
+    cumulative sums of log-decays either overflows (exp(-sum delta A) for large delta |A|) or needs per-chunk
+    T x T decay matrices (T times the work).
 
     Backward keeps only the state entering each block (L / T states) and recomputes a block's states from it,
     then runs the adjoint recurrence g_t = C_t dy_t + exp(delta_{t+1} A) g_{t+1} backwards through the block.
