@@ -24,10 +24,10 @@ PAS-20b   the PAS-20 scenes, prepared/voc20b/val                           uint8
 
 Each image folder has its own scene distribution (:data:`DOMAINS`): COCO shows every concept (objects
 most often), PASCAL-Context the VOC objects on stuff, ADE stuff and indoor things with few VOC objects, VOC
-mostly VOC objects. So the
-Table 5 rows (training on PC-59 or A-150 instead of COCO) see other concepts and differ. Deterministic (one
-seed per scene), atomic and idempotent (:func:`~logoseg.tools.prepare.common.execute`); the marker
-``<out>/.prepare.json`` records ``content_sha256``, the data version of the smoke profile.
+mostly VOC objects. So the Table 5 rows (training on PC-59 or A-150 instead of COCO) see other concepts and
+differ. Deterministic (one seed per scene), atomic and idempotent
+(:func:`~logoseg.tools.prepare.common.execute`); the marker ``<out>/.prepare.json`` records
+``content_sha256``, the data version of the smoke profile.
 """
 from __future__ import annotations
 
