@@ -57,3 +57,12 @@ def test_guidance_modulates_only_after_its_projection_learns():
     # the T query maps of one image share that image's guidance
     g_mixed = torch.cat([g1[:1], g2[1:]])
     assert torch.allclose(stage(x, g_mixed, 3)[:3], out1[:3])
+
+
+def test_query_maps_merge_is_the_1x1_conv_over_the_maps_stacked_as_channels():
+    decoder = make_decoder().double()
+    maps = torch.randn(2 * 3, 4, 5, 7, dtype=torch.float64)  # B*T maps of E = 4 channels
+    expected = decoder.merge_queries(maps.reshape(2, 3 * 4, 5, 7)).flatten(2).transpose(1, 2)  # (B, H*W, E)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        merged = decoder.merge_query_maps(maps.contiguous(memory_format=layout), batch=2)
+        torch.testing.assert_close(merged, expected, rtol=1e-12, atol=1e-12)

@@ -154,6 +154,26 @@ def test_prior_top_k_scores_only_the_global_views_top_classes_and_leaves_their_s
     assert (full > 0).all()  # so a dropped class never wins a pixel
 
 
+@pytest.mark.parametrize('test_cfg', [
+    dict(mode='slide_global', crop_size=(96, 96), stride=(64, 64), input_size=(64, 64)),
+    dict(mode='slide_global', crop_size=(96, 96), stride=(64, 64), prior_top_k=2),
+    dict(mode='slide', crop_size=(96, 96), stride=(64, 64)),
+])
+def test_window_protocols_are_differentiable_like_mmsegs(build_tiny_model, test_cfg):
+    # attribution maps and test-time adaptation take gradients of the scores, as MMSeg's slide_inference allows
+    model = build_tiny_model(test_cfg=test_cfg).eval()
+    image = torch.rand(1, 3, 160, 160, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = model.inference(image, metas_for(image))
+    image.requires_grad_(True)
+    scores = model.inference(image, metas_for(image))
+    # (without autograd, attention takes PyTorch's fused inference path: a few roundings apart)
+    torch.testing.assert_close(scores, expected, atol=1e-5, rtol=1e-5)
+    best = int(scores[0, :, 10, 10].argmax())  # a class top-k keeps
+    scores[0, best, 10, 10].backward()
+    assert image.grad[..., 10, 10].abs().sum() > 0
+
+
 @pytest.mark.parametrize('test_cfg, message', [
     (dict(mode='slide_global', crop_size=(96, 96), stride=(64, 64), prior_top_k=0), 'prior_top_k=0'),
     (dict(mode='whole', prior_top_k=10), "needs mode='slide_global'"),

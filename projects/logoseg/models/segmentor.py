@@ -344,16 +344,19 @@ class LoGoSeg(EncoderDecoder):
             for (y1, x1, y2, x2), (logits, covered, _) in zip(boxes, views):
                 total[:, :, y1:y2, x1:x2] += score(self.logits_to_view(logits[images, classes], covered,
                                                                        (y2 - y1, x2 - x1)))
-            # the last pass writes straight into the output where the chunk is a view of it
-            dest = out[images, classes] if isinstance(classes, slice) else total
+            # the last pass writes straight into the output where the chunk is a view of it (top-k classes are an
+            # index, so out[images, classes] would be a copy); out= ops record no gradients, so with autograd on
+            # it makes a new tensor
+            direct = isinstance(classes, slice) and not total.requires_grad
+            dest = out[images, classes] if direct else None if total.requires_grad else total
             if global_view:
                 total /= divisor
                 whole_scores = score(self.logits_to_view(whole[images, classes], whole_covered, crop))
-                torch.add(total, resize_class_maps(whole_scores, (height, width)), alpha=0.5, out=dest)
+                result = torch.add(total, resize_class_maps(whole_scores, (height, width)), alpha=0.5, out=dest)
             else:
-                torch.div(total, divisor, out=dest)
-            if dest is total:  # top-k classes: an index, so out[images, classes] was a copy
-                out[images, classes] = total
+                result = torch.div(total, divisor, out=dest)
+            if not direct:
+                out[images, classes] = result
         return out
 
     def postprocess_result(self, seg_logits: torch.Tensor, data_samples: SampleList | None = None) -> SampleList:
