@@ -7,9 +7,10 @@ For channel d and state n the scan runs, with delta' = softplus(delta + bias) (o
 mamba-ssm cannot be imported on machines without CUDA, so its import is guarded and tried once.
 
 The PyTorch scan walks time in blocks of 32 steps (:class:`_BlockedScan`), chosen by measurement on the CPU
-(``python -m logoseg.tools.benchmark``, fusion size, 2 CPU threads): 3.2-4.1x one ``torch.cumsum`` over a
-(batch, Dch, N, L) tensor forward (the exp of the decays alone is 0.9x), 2.8-3.2x forward + backward at
-batch 4 with 81-99 MB peak, against about 45x and 50x with 1.1 GB for the log-depth scan it replaced.
+(``python -m logoseg.tools.benchmark``, fusion size, 2 CPU threads, four runs on two days): 3.2-5.9x one
+``torch.cumsum`` over a (batch, Dch, N, L) tensor forward (the exp of the decays alone is 0.9-1.4x), 2.8-3.2x
+forward + backward at batch 4 with 81-108 MB peak, against about 45x and 50x with 1.1 GB for the log-depth
+scan it replaced.
 Log-depth scans make log2(L) passes over full (batch, Dch, N, L) tensors; chunked scans built on cumulative
 sums of log-decays overflow (exp(-sum delta A) for large delta |A|) unless they form per-chunk T x T decay
 matrices (T times the work). ``torch.compile`` of a block (Inductor fuses its decays, inputs and recurrence
