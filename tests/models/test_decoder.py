@@ -64,5 +64,5 @@ def test_query_maps_merge_is_the_1x1_conv_over_the_maps_stacked_as_channels():
     maps = torch.randn(2 * 3, 4, 5, 7, dtype=torch.float64)  # B*T maps of E = 4 channels
     expected = decoder.merge_queries(maps.reshape(2, 3 * 4, 5, 7)).flatten(2).transpose(1, 2)  # (B, H*W, E)
     for layout in (torch.contiguous_format, torch.channels_last):
-        merged = decoder.merge_query_maps(maps.contiguous(memory_format=layout), batch=2)
+        merged = decoder.merge_query_maps(maps.contiguous(memory_format=layout))
         torch.testing.assert_close(merged, expected, rtol=1e-12, atol=1e-12)

@@ -89,14 +89,14 @@ class GuidedDecoder(nn.Module):
             memory_format=torch.channels_last)
         for stage, s in zip(self.stages, guidance):
             x = stage(x, s, self.num_queries)
-        pixels = F.normalize(self.merge_query_maps(x, batch), dim=-1)  # (B, 4h * 4w, E)
+        pixels = F.normalize(self.merge_query_maps(x), dim=-1)  # (B, 4h * 4w, E)
         classes = F.normalize(self.class_embed(class_embeds), dim=-1)
         # the scale goes on the N class vectors rather than the N * 4h * 4w logits; the logits come out
         # channels-last (pixel-major), the layout their bilinear resizes run fastest in
         logits = torch.bmm(pixels, (self.log_scale.exp() * classes).mT) + self.bias  # (B, 4h * 4w, N)
         return logits.view(batch, 4 * height, 4 * width, -1).permute(0, 3, 1, 2)
 
-    def merge_query_maps(self, maps: torch.Tensor, batch: int) -> torch.Tensor:
+    def merge_query_maps(self, maps: torch.Tensor) -> torch.Tensor:
         """The 1x1 conv ``merge_queries`` over the T query maps stacked as channels: (B*T, E, H, W) -> (B, H*W, E).
 
         Computed as T (H*W, E) x (E, E) products summed over the queries, which read channels-last maps in place;
@@ -104,6 +104,6 @@ class GuidedDecoder(nn.Module):
         with the classification, 20 vs 37 ms forward + backward).
         """
         _, channels, height, width = maps.shape
-        pixels = maps.permute(0, 2, 3, 1).reshape(batch, self.num_queries, height * width, channels)
+        pixels = maps.permute(0, 2, 3, 1).reshape(-1, self.num_queries, height * width, channels)
         weight = self.merge_queries.weight.view(-1, self.num_queries, channels).permute(1, 2, 0)  # (T, E, E_out)
         return torch.matmul(pixels, weight).sum(1) + self.merge_queries.bias

@@ -344,11 +344,11 @@ class LoGoSeg(EncoderDecoder):
             for (y1, x1, y2, x2), (logits, covered, _) in zip(boxes, views):
                 total[:, :, y1:y2, x1:x2] += score(self.logits_to_view(logits[images, classes], covered,
                                                                        (y2 - y1, x2 - x1)))
-            # the last pass writes straight into the output where the chunk is a view of it (top-k classes are an
-            # index, so out[images, classes] would be a copy); out= ops record no gradients, so with autograd on
-            # it makes a new tensor
+            # the last pass writes straight into the output where the chunk is a view of it; top-k classes are an
+            # index (out[images, classes] would be a copy) and out= ops record no gradients, so there it makes a
+            # new tensor that is copied in
             direct = isinstance(classes, slice) and not total.requires_grad
-            dest = out[images, classes] if direct else None if total.requires_grad else total
+            dest = out[images, classes] if direct else None
             if global_view:
                 total /= divisor
                 whole_scores = score(self.logits_to_view(whole[images, classes], whole_covered, crop))
