@@ -29,6 +29,7 @@ from typing import Optional
 
 from ..utils.errors import LoGoSegUserError
 from ..engine.grid import Row, load_row, write_json
+from ..engine.preemption import install as install_preemption, with_preemption
 from ..engine.tracking import EXPERIMENT, TrackedRun, mark_stale_runs, tracking_uri
 
 
@@ -87,7 +88,7 @@ def train_worker(row: Row) -> None:
     state = json.loads((row.work_dir / 'run.json').read_text())
     cfg.resume = state['resume']
     cfg.launcher = 'pytorch'
-    Runner.from_cfg(cfg).train()
+    Runner.from_cfg(with_preemption(cfg)).train()
 
 
 def run_row(row: Row) -> None:
@@ -123,7 +124,7 @@ def run_row(row: Row) -> None:
                                            f' rerun to resume from its last checkpoint in {row.work_dir}')
             else:
                 cfg.resume = resume
-                runner = Runner.from_cfg(cfg)
+                runner = Runner.from_cfg(with_preemption(cfg))
                 runner.train()
                 del runner
             cfg.dump(str(row.work_dir / 'config.py'))
@@ -238,6 +239,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    install_preemption()  # under SLURM (LOGOSEG_PREEMPTIBLE): checkpoint and exit on the preemption signal
     row = load_row(args.row, args.profile)
     os.environ.setdefault('MLFLOW_TRACKING_URI', tracking_uri())
     if args.launcher == 'pytorch':
