@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -110,7 +111,7 @@ def write_config(folder: Path, cpus: int) -> Path:
         f'SlurmctldPort={ports[0]}', f'SlurmdPort={ports[1]}',
         'AuthType=auth/munge', 'CredType=cred/munge',
         # cred_expire=5: a requeued job waits cred_expire + 1 s before it may start again (default 120 s)
-        f'AuthInfo=socket={folder / "munge" / "munge.socket.2"},cred_expire=5',
+        f'AuthInfo=socket={(folder / "munge").resolve() / "munge.socket.2"},cred_expire=5',
         'ProctrackType=proctrack/linuxproc', 'TaskPlugin=task/none', 'MpiDefault=none',
         'JobAcctGatherType=jobacct_gather/none', 'AccountingStorageType=accounting_storage/none',
         'JobCompType=jobcomp/none',
@@ -129,6 +130,24 @@ def write_config(folder: Path, cpus: int) -> Path:
     path = folder / 'slurm.conf'
     path.write_text('\n'.join(lines) + '\n')
     return path
+
+
+def _munge_folder(folder: Path) -> Path:
+    """The folder of munged's key and socket: ``folder/munge``, mode 711 (munged refuses a socket folder that is
+    writable or not searchable by others). munged also wants every folder above the socket searchable by all;
+    where one is not (pytest's temporary folders are 700), the socket lives in a 711 folder under /tmp and
+    ``folder/munge`` links to it (removed by :func:`stop`)."""
+    link = folder / 'munge'
+    if link.is_dir():
+        return link.resolve()
+    if all(parent.stat().st_mode & 0o001 for parent in folder.parents) and folder.stat().st_mode & 0o001:
+        link.mkdir()
+        target = link
+    else:
+        target = Path(tempfile.mkdtemp(prefix='logoseg-munge-'))
+        link.symlink_to(target, target_is_directory=True)
+    target.chmod(0o711)
+    return target
 
 
 def _pid(folder: Path, daemon: str) -> int | None:
@@ -169,23 +188,23 @@ def start(folder: Path, cpus: int | None = None) -> dict:
     why = available()
     if why:
         raise ClusterError(why)
-    for sub in ('state', 'spool', 'log', 'munge', 'bin'):
+    for sub in ('state', 'spool', 'log', 'bin'):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    (folder / 'munge').chmod(0o711)  # munged refuses a socket folder writable or unreadable by others
+    munge = _munge_folder(folder)
     shim = folder / 'bin' / 'sacct'
     shim.write_text(SACCT_SHIM)
     shim.chmod(0o755)
     write_config(folder, cpus or os.cpu_count() or 1)
     env = dict(os.environ, **environment(folder))
     try:
-        key = folder / 'munge' / 'munge.key'
+        key = munge / 'munge.key'
         if not key.is_file():
             subprocess.run([_program('mungekey'), '--create', f'--keyfile={key}'], check=True,
                            capture_output=True, timeout=30)
         key.chmod(0o600)
-        subprocess.run([_program('munged'), f'--key-file={key}', f'--socket={folder / "munge" / "munge.socket.2"}',
+        subprocess.run([_program('munged'), f'--key-file={key}', f'--socket={munge / "munge.socket.2"}',
                         f'--pid-file={folder / "munged.pid"}', f'--log-file={folder / "log" / "munged.log"}',
-                        f'--seed-file={folder / "munge" / "munged.seed"}'],
+                        f'--seed-file={munge / "munged.seed"}'],
                        check=True, capture_output=True, timeout=30, env=env)
         _wait_for(lambda: _pid(folder, 'munged') is not None, 10, 'munged did not start', folder / 'log' / 'munged.log')
         # both daemons fork into the background and write their pid files; -i: no state to recover
@@ -234,6 +253,10 @@ def stop(folder: Path, timeout: float = 30) -> None:
             os.kill(pid, signal.SIGKILL)
     for daemon in DAEMONS:
         (folder / f'{daemon}.pid').unlink(missing_ok=True)
+    munge = folder / 'munge'
+    if munge.is_symlink():  # the socket folder under /tmp (see _munge_folder)
+        shutil.rmtree(munge.resolve(), ignore_errors=True)
+        munge.unlink()
 
 
 def main(argv=None) -> int:

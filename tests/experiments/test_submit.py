@@ -1,0 +1,166 @@
+"""The smoke grid on a real SLURM (the project's single-node test cluster), as a user drives it: three rows
+submitted as one job array (two run at once on two cores), one preempted in mid-training as SLURM does it (its
+preemption signal, USR2) that checkpoints, is requeued and resumes in the same MLflow run; one row that crashes
+ends FAILED naming its log; submitting again while they run submits nothing; the status command follows them."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import submitit
+import yaml
+from mlflow import MlflowClient
+
+from ..conftest import REPO
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+BIN = Path(sys.executable).parent
+ITERS = 300  # checkpoints at 150 (the schedule's half): the preemption comes after it, mid-training
+PREEMPTED, PLAIN, CRASHING = 't2_op', 't3_lq', 't5_pc59'  # the crash: pc59's training labels are unreadable
+ROWS = (PREEMPTED, PLAIN, CRASHING)
+
+
+def copy_repository(dest: Path) -> None:
+    """A fresh clone: the tracked files (with this checkout's edits), the smoke profile on the slurm executor."""
+    files = subprocess.run(['git', 'ls-files', '-z'], cwd=REPO, capture_output=True, text=True,
+                           check=True).stdout.split('\0')
+    for name in filter(None, files):
+        if (REPO / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+    params = yaml.safe_load((dest / 'params.yaml').read_text())
+    params['smoke']['max_iters'] = ITERS
+    params['smoke']['executor'] = 'slurm'
+    params['smoke']['slurm'].update(partition='debug', time_min=30, cpus_per_task=1, mem_gb=2, max_parallel=2,
+                                    max_requeues=2)
+    (dest / 'params.yaml').write_text(yaml.safe_dump(params, sort_keys=False))
+    for command in (['git', 'init', '-q'], ['git', 'add', '-A'],
+                    ['git', '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'copy']):
+        subprocess.run(command, cwd=dest, check=True)
+
+
+def run(root, env, *args, timeout=300):
+    proc = subprocess.run([sys.executable, '-m', *args], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.fixture(scope='module')
+def grid(slurm_cluster, mlflow_server, tmp_path_factory):
+    root = tmp_path_factory.mktemp('slurm_grid') / 'repo'
+    root.mkdir()
+    copy_repository(root)
+    env = dict(os.environ, PATH=f'{BIN}:{os.environ["PATH"]}', PYTHONPATH=str(root / 'projects'),
+               MLFLOW_TRACKING_URI=mlflow_server)
+    for key in ('MLFLOW_RUN_ID', 'OMP_NUM_THREADS'):
+        env.pop(key, None)
+    proc = subprocess.run([str(BIN / 'dvc'), 'repro', 'data_smoke'], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for label in (root / 'prepared' / 'smoke_standins' / 'prepared' / 'pc59' / 'train').rglob('*.png'):
+        label.write_bytes(b'not a png')
+    return root, env
+
+
+@pytest.fixture(scope='module')
+def submitted(grid):
+    """Submit, submit again, preempt PREEMPTED after its first checkpoint, and wait for the three jobs."""
+    root, env = grid
+    started = time.monotonic()
+    first = run(root, env, 'logoseg.experiments.submit', '--rows', *ROWS)
+    jobs = dict(re.findall(r'^(\S+) -> job (\S+), ', first, re.M))
+    assert set(jobs) == set(ROWS), first
+    second = run(root, env, 'logoseg.experiments.submit', '--rows', *ROWS)
+    early = run(root, env, 'logoseg.experiments.status', '--rows', *ROWS)
+    # the preemption, as SLURM sends it (to the job's processes, not to the batch shell)
+    work_dir = root / 'results' / 'smoke' / 'train' / PREEMPTED
+    deadline = time.monotonic() + 300
+    while not (work_dir / f'iter_{ITERS // 2}.pth').is_file() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert (work_dir / f'iter_{ITERS // 2}.pth').is_file(), 'no first checkpoint within 300 s'
+    subprocess.run(['scancel', '--signal=USR2', jobs[PREEMPTED]], check=True, env=env)
+    folder = root / 'results' / 'smoke' / 'slurm'
+    for job_id in jobs.values():
+        submitit.SlurmJob(folder=folder, job_id=job_id).wait()  # its result file: success or error
+    status = run(root, env, 'logoseg.experiments.status', '--rows', *ROWS)
+    return dict(first=first, second=second, early=early, jobs=jobs, status=status, seconds=time.monotonic() - started)
+
+
+def row_runs(url, row):
+    client = MlflowClient(url)
+    experiment = client.get_experiment_by_name('logoseg')
+    return client.search_runs([experiment.experiment_id], f"tags.row = '{row}'")
+
+
+def test_submit_prints_row_job_and_log_and_a_second_submit_submits_nothing(grid, submitted):
+    root, _ = grid
+    record = json.loads((root / 'results' / 'smoke' / 'slurm' / 'jobs.json').read_text())
+    for row in ROWS:
+        assert record[row]['job_id'] == submitted['jobs'][row]
+        assert f"{row} -> job {submitted['jobs'][row]}, log {record[row]['log']}" in submitted['first']
+        assert f"{row}: not submitted, already" in submitted['second']
+    assert 'nothing to submit' in submitted['second']
+    # one array, two tasks at a time
+    assert len({job.split('_')[0] for job in submitted['jobs'].values()}) == 1
+    print(f"three rows on the test cluster, submit to last job end: {submitted['seconds']:.0f} s")
+
+
+def test_a_preempted_row_resumes_from_its_checkpoint_in_the_same_run(grid, mlflow_server, submitted):
+    root, _ = grid
+    (run,) = row_runs(mlflow_server, PREEMPTED)  # one run for the whole training
+    assert run.info.status == 'FINISHED'
+    assert run.data.tags['requeues'] == '1' and run.data.tags['slurm_job_id'] == submitted['jobs'][PREEMPTED]
+    log = (root / json.loads((root / 'results' / 'smoke' / 'slurm' / 'jobs.json').read_text())[PREEMPTED]['log'])
+    text = log.read_text()
+    saved = re.search(r'Preempted: saving checkpoint at (\d+) iterations', text)
+    resumed = re.search(r'resumed epoch: 0, iter: (\d+)', text)
+    assert saved and resumed, text[-3000:]
+    assert ITERS // 2 <= int(resumed.group(1)) == int(saved.group(1)) < ITERS  # nothing redone, nothing lost
+    assert 'attempt 2 (requeues so far: 1)' in text
+    done = json.loads((root / 'results' / 'smoke' / 'train' / PREEMPTED / 'done.json').read_text())
+    assert done['run_id'] == run.info.run_id
+    assert (root / 'results' / 'smoke' / 'metrics' / f'{PREEMPTED}.json').is_file()
+    assert run.data.metrics['ade150/mIoU'] >= 0
+
+
+def test_an_uninterrupted_row_finishes_with_no_requeue_and_nothing_lost(grid, mlflow_server, submitted):
+    """It logged while the other rows logged to the same server: every param, loss step and metric is there."""
+    root, _ = grid
+    (run,) = row_runs(mlflow_server, PLAIN)
+    assert run.info.status == 'FINISHED' and run.data.tags['requeues'] == '0'
+    assert {'op', 'ccf', 'ra', 'gc', 'da', 'r', 'lambda', 'backbone', 'max_iters'} <= set(run.data.params)
+    history = MlflowClient(mlflow_server).get_metric_history(run.info.run_id, 'loss')
+    assert sorted(m.step for m in history) == list(range(10, ITERS + 1, 10))  # logger interval 10
+    metrics = json.loads((root / 'results' / 'smoke' / 'metrics' / f'{PLAIN}.json').read_text())
+    for benchmark in ('ade847', 'pc459', 'ade150', 'pc59', 'voc20', 'voc20b'):
+        assert run.data.metrics[f'{benchmark}/mIoU'] == pytest.approx(metrics[benchmark]['mIoU'], abs=1e-3)
+
+
+def test_a_crashing_row_ends_failed_naming_its_log(grid, mlflow_server, submitted):
+    root, _ = grid
+    (run,) = row_runs(mlflow_server, CRASHING)
+    assert run.info.status == 'FAILED'
+    error = run.data.tags['error']
+    log = root / json.loads((root / 'results' / 'smoke' / 'slurm' / 'jobs.json').read_text())[CRASHING]['log']
+    assert str(log) in error and f"SLURM job {submitted['jobs'][CRASHING]}" in error
+    assert 'run_row exited with status 1' in error
+    with pytest.raises(submitit.core.utils.FailedJobError, match=CRASHING):
+        submitit.SlurmJob(folder=log.parent, job_id=submitted['jobs'][CRASHING]).result()
+
+
+def test_status_shows_each_row(submitted):
+    for line in submitted['early'].splitlines():  # right after submitting: two rows at a time
+        assert re.match(r'\S+: (pending|running \((starting|iteration \d+/\d+, ETA \S+)\)|evaluating|done|failed.*) '
+                        r'\| job \d+_\d, elapsed', line), line
+    lines = {line.split(':')[0]: line for line in submitted['status'].splitlines()}
+    assert lines[PREEMPTED].startswith(f'{PREEMPTED}: done | job {submitted["jobs"][PREEMPTED]}')
+    assert lines[PLAIN].startswith(f'{PLAIN}: done')
+    assert lines[CRASHING].startswith(f'{CRASHING}: failed (failed): run_row exited with status 1')
+    for row in ROWS:
+        assert 'MLflow run ' in lines[row] and ' | log results/smoke/slurm/' in lines[row]
