@@ -3,7 +3,7 @@
     python -m logoseg.experiments.status [--rows ...] [--profile smoke] [--cancel]
 
 One line per row: not submitted / pending / running (iteration and ETA from the job's log) / requeued /
-evaluating / done / failed (the run's ``error``), with the job id, its elapsed time, the MLflow run and the log.
+evaluating / done / failed (the run's ``error``) / cancelled, with the job id, its elapsed time, the MLflow run and the log.
 """
 from __future__ import annotations
 
@@ -59,6 +59,8 @@ def row_status(root: Path, profile: str, key: str, entry: Optional[dict], state:
             return 'evaluating'
         where = training_progress(root / entry['log'])
         return f'running ({where})' if where else 'running (starting)'
+    if name.startswith('CANCELLED'):
+        return 'cancelled (submit again to resume it)'
     error = run.data.tags.get('error') if run is not None else None
     error = error or failure_line(root / entry['log'], key)
     return f'failed ({name.lower()}): {error}' if error else f'failed ({name.lower()}; see the log)'
