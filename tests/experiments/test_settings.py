@@ -47,8 +47,13 @@ def test_settings_become_submitit_parameters(checkout):
     assert parameters['slurm_qos'] == 'high' and parameters['gpus_per_node'] == 4
     assert parameters['slurm_array_parallelism'] == 2 and parameters['timeout_min'] == 30
     assert parameters['slurm_additional_parameters'] == {'constraint': 'a100', 'exclude': 'node3'}
-    import submitit  # every key is one submitit knows
-    submitit.AutoExecutor(folder=checkout / 'jobs', cluster='slurm').update_parameters(**parameters)
+    # every key is one submitit's AutoExecutor knows: a generic one or slurm_<an sbatch parameter of submitit>
+    from submitit.auto.auto import AutoExecutor
+    from submitit.slurm.slurm import SlurmExecutor
+    generic = set(AutoExecutor._valid_parameters()) if hasattr(AutoExecutor, '_valid_parameters') else set()
+    generic |= {'timeout_min', 'nodes', 'tasks_per_node', 'cpus_per_task', 'mem_gb', 'gpus_per_node'}
+    for key in parameters:
+        assert key in generic or key.removeprefix('slurm_') in SlurmExecutor._valid_parameters(), key
 
 
 @pytest.mark.parametrize('smoke, message', [
