@@ -39,7 +39,7 @@ def test_the_shipped_profiles_run_locally_and_both_have_slurm_sections():
 
 
 def test_settings_become_submitit_parameters(checkout):
-    edit(checkout, executor='slurm', slurm_partition='gpu', slurm_account='lab', slurm_qos='high',
+    edit(checkout, executor='slurm', gpus=4, slurm_partition='gpu', slurm_account='lab', slurm_qos='high',
          slurm_gpus_per_node=4, slurm_sbatch={'constraint': 'a100', 'exclude': 'node3'})
     settings = slurm.slurm_settings(checkout, 'smoke')
     parameters = settings.executor_parameters()
@@ -62,6 +62,9 @@ def test_settings_become_submitit_parameters(checkout):
     (dict(executor='slurm', slurm_partition='cpu', slurm_time_min=0), 'smoke.slurm.time_min: 0; a positive integer'),
     (dict(executor='slurm', slurm_partition='cpu', slurm_sbatch='--exclusive'), 'smoke.slurm.sbatch: a mapping'),
     (dict(executor='local'), 'profile smoke runs locally'),
+    (dict(executor='slurm', gpus=4, slurm_partition='gpu', slurm_gpus_per_node=2),
+     'smoke.slurm.gpus_per_node: 2, but smoke.gpus: 4'),
+    (dict(executor='slurm', slurm_partition='cpu', slurm_nodes=2), 'a row runs on one node'),
 ])
 def test_bad_settings_are_refused_in_one_line(checkout, capsys, smoke, message):
     edit(checkout, **smoke)

@@ -224,6 +224,30 @@ def test_status_shows_each_row(submitted):
         assert 'MLflow run ' in lines[row] and ' | log results/smoke/slurm/' in lines[row]
 
 
+def test_a_row_preempted_more_than_max_requeues_ends_failed(grid, mlflow_server, submitted):
+    root, env = grid
+    params = yaml.safe_load((root / 'params.yaml').read_text())
+    params['smoke']['slurm']['max_requeues'] = 0
+    (root / 'params.yaml').write_text(yaml.safe_dump(params, sort_keys=False))
+    row = 't4_lambda0_r8'
+    out = run(root, env, 'logoseg.experiments.submit', '--rows', row)
+    (job,) = re.findall(rf'^{row} -> job (\S+), ', out, re.M)
+    checkpoint = root / 'results' / 'smoke' / 'train' / row / f'iter_{ITERS // 2}.pth'
+    deadline = time.monotonic() + 300
+    while not checkpoint.is_file() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    subprocess.run(['scancel', '--signal=USR2', job], check=True, env=env)
+    folder = root / 'results' / 'smoke' / 'slurm'
+    with pytest.raises(submitit.core.utils.FailedJobError, match='not requeued'):
+        submitit.SlurmJob(folder=folder, job_id=job).result()
+    (failed,) = row_runs(mlflow_server, row)
+    error = failed.data.tags['error']
+    assert failed.info.status == 'FAILED' and failed.data.tags['requeues'] == '0'
+    assert error.startswith('preempted or timed out 1 times: more than max_requeues = 0 (smoke.slurm.max_requeues')
+    assert f'SLURM job {job}, log {folder / f"{job}_0_log.out"}' in error
+    assert not (root / 'results' / 'smoke' / 'train' / row / 'done.json').exists()
+
+
 def test_cancel_stops_the_grid_jobs(grid, submitted):
     root, env = grid
     out = run(root, env, 'logoseg.experiments.submit', '--rows', 't2_op_ccf')

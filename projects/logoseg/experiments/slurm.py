@@ -127,6 +127,11 @@ def slurm_settings(root: Path, profile: str) -> SlurmSettings:
     if values.get('nodes', 1) > 1:
         raise LoGoSegUserError(f'params.yaml {profile}.slurm.nodes: {values["nodes"]}; a row runs on one node '
                                '(torchrun over its GPUs) for now: use nodes: 1 and gpus_per_node')
+    gpus = int(load_params(root)[profile].get('gpus') or 0)
+    asked = values.get('gpus_per_node', 0)
+    if asked != gpus and not (gpus <= 1 and asked <= 1):  # one process uses one GPU or none
+        raise LoGoSegUserError(f'params.yaml {profile}.slurm.gpus_per_node: {asked}, but {profile}.gpus: {gpus} '
+                               '(torchrun starts one process per GPU of the profile): make them equal')
     return SlurmSettings(**values)
 
 
