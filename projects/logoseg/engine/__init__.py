@@ -1,6 +1,6 @@
-from .hooks import EncoderLrHook, TestMetricsHook, VocabularyHook
+from .hooks import EncoderLrHook, RngStateHook, TestMetricsHook, VocabularyHook
 from .optim import FrozenAwareOptimWrapperConstructor
 from .tracking import TrackedMLflowVisBackend, TrackedRun
 
-__all__ = ['EncoderLrHook', 'FrozenAwareOptimWrapperConstructor', 'TestMetricsHook', 'TrackedMLflowVisBackend',
-           'TrackedRun', 'VocabularyHook']
+__all__ = ['EncoderLrHook', 'FrozenAwareOptimWrapperConstructor', 'RngStateHook', 'TestMetricsHook',
+           'TrackedMLflowVisBackend', 'TrackedRun', 'VocabularyHook']

@@ -4,7 +4,7 @@ or when a run left RUNNING by a SIGKILLed process is found on the next run of th
 
 The tracking URI is ``MLFLOW_TRACKING_URI`` when set, else the sqlite store ``mlflow.db`` at the repository
 root, as an absolute path: DVC's temporary experiment copies (``.dvc/tmp/exps/...``) log to the real
-repository's store, not to a copy that is deleted afterwards.
+repository's store (:func:`store_root`), not to a copy that is deleted afterwards.
 """
 from __future__ import annotations
 
@@ -31,8 +31,28 @@ HEAD_KNOBS = dict(op='use_object_prior', ccf='use_fusion', ra='use_region_alignm
 
 
 def repo_root() -> Path:
-    """The repository this package runs from; for a DVC temporary experiment copy, the real repository."""
-    root = Path(__file__).resolve().parents[3]
+    """The repository being worked on, where params, rows and outputs are read and written.
+
+    The DVC repository holding the current directory (DVC runs every stage there: for ``dvc exp run --queue``
+    / ``--temp`` that is the experiment's own copy under ``.dvc/tmp/exps``, with its own params), else
+    ``DVC_ROOT``, else the checkout this package was installed from. ``DVC_ROOT`` is not first: for a queued
+    experiment DVC sets it to the parent repository (for trackers that log there), and an install location
+    is not first either: an editable install of one clone must not make another clone, or a queued
+    experiment, read and write the first one's files.
+    """
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / '.dvc').is_dir() and (folder / 'dvc.yaml').is_file():
+            return folder
+    if os.environ.get('DVC_ROOT'):
+        return Path(os.environ['DVC_ROOT']).resolve()
+    return Path(__file__).resolve().parents[3]
+
+
+def store_root(root: Optional[Path] = None) -> Path:
+    """Where the default MLflow store lives: the repository, or for a DVC experiment copy
+    (``<repo>/.dvc/tmp/exps/<tmp>``, deleted after the experiment) the repository it was copied from."""
+    root = root or repo_root()
     parts = root.parts
     for index in range(len(parts) - 2):
         if parts[index:index + 3] == ('.dvc', 'tmp', 'exps'):
@@ -40,19 +60,35 @@ def repo_root() -> Path:
     return root
 
 
+def relative_to_repo(path: str | Path, root: Optional[Path] = None) -> str:
+    """``path`` relative to the repository when it lies inside it (records survive a moved checkout)."""
+    root = root or repo_root()
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def tracking_uri(uri: Optional[str] = None) -> str:
-    """``uri``, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///<repo root>/mlflow.db``."""
-    return uri or os.environ.get('MLFLOW_TRACKING_URI') or f'sqlite:///{repo_root() / "mlflow.db"}'
+    """``uri``, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///<store_root>/mlflow.db``."""
+    return uri or os.environ.get('MLFLOW_TRACKING_URI') or f'sqlite:///{store_root() / "mlflow.db"}'
+
+
+# Files DVC rewrites itself (``dvc repro`` updates the lock, ``dvc exp run -S`` the params files) and the
+# params files, whose values every run logs as params: a change there says nothing about the source.
+NOT_SOURCE = ('dvc.lock', '*.dvc', '.dvc', 'params.yaml', 'experiments/rows.yaml', 'results')
 
 
 def git_tags(root: Optional[Path] = None) -> dict:
-    """``git_commit`` and ``git_dirty`` of the checkout (tracked files only); empty outside git."""
+    """``git_commit`` and ``git_dirty`` of the checkout: dirty only when tracked source differs from the
+    commit (the files of :data:`NOT_SOURCE` excluded); empty outside git."""
     root = root or repo_root()
+    excluded = [f':(exclude,glob){name}' if '*' in name else f':(exclude){name}' for name in NOT_SOURCE]
     try:
         commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=root, capture_output=True, text=True,
                                 check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root,
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no', '--', '.', *excluded],
+                               cwd=root, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return {}
     return dict(git_commit=commit, git_dirty=str(bool(dirty)).lower())
@@ -88,8 +124,7 @@ def config_params(cfg) -> dict:
     crop = (model.get('data_preprocessor') or {}).get('size')
     params['crop'] = 'x'.join(map(str, crop)) if crop else None
     if cfg.filename:
-        params['config'] = os.path.relpath(cfg.filename, repo_root()) if os.path.isabs(cfg.filename) \
-            else cfg.filename
+        params['config'] = relative_to_repo(cfg.filename)
     return {key: value for key, value in params.items() if value is not None}
 
 
@@ -159,6 +194,8 @@ class TrackedRun:
         self._ended = True
         if error:
             self.client.set_tag(self.run_id, 'error', error[:5000])
+        elif status == 'FINISHED' and 'error' in self.client.get_run(self.run_id).data.tags:
+            self.client.delete_tag(self.run_id, 'error')  # an earlier attempt's failure, resumed and finished
         self.client.set_terminated(self.run_id, status)
         if self.marker is not None and status == 'FINISHED':
             self.marker.unlink(missing_ok=True)
@@ -297,6 +334,7 @@ class TrackedMLflowVisBackend(MLflowVisBackend):
             self._run = TrackedRun(name, self._tags, uri=self._tracking_uri, experiment=self._exp_name).start()
             self._owned = True
         self._mlflow = self._run  # mmengine's base class checks this attribute to know it was initialised
+        self._last_steps: dict[str, int] = {}
 
     def _config_stem(self) -> str:
         filename = getattr(getattr(self, 'cfg', None), 'filename', None)
@@ -331,11 +369,21 @@ class TrackedMLflowVisBackend(MLflowVisBackend):
         for key, value in scalar_dict.items():
             if key.startswith('train/'):
                 key = key[len('train/'):]
+            if step > 0 and step <= self._last_step(key):
+                continue  # logged before a resume from an earlier checkpoint: keep one value per step
             try:
                 metrics[key] = float(value)
             except (TypeError, ValueError):  # non-scalar entries (e.g. per-class tables) are not metrics
                 continue
         self._run.log_metrics(metrics, step)
+        self._last_steps.update({key: step for key in metrics})
+
+    def _last_step(self, key: str) -> int:
+        """The last step of ``key`` already in the run (a reopened run holds the killed attempt's steps)."""
+        if key not in self._last_steps:
+            history = self._run.client.get_metric_history(self._run.run_id, key) if not self._owned else []
+            self._last_steps[key] = max((m.step for m in history), default=-1)
+        return self._last_steps[key]
 
     def close(self) -> None:
         if self._run is None:
