@@ -5,6 +5,9 @@ or when a run left RUNNING by a SIGKILLed process is found on the next run of th
 The tracking URI is ``MLFLOW_TRACKING_URI`` when set, else the sqlite store ``mlflow.db`` at the repository
 root, as an absolute path: DVC's temporary experiment copies (``.dvc/tmp/exps/...``) log to the real
 repository's store (:func:`store_root`), not to a copy that is deleted afterwards.
+
+An unreachable store never stops a training: every logging call goes through :class:`.spool.Spool`, which
+queues it on disk during an outage and sends it when the store is back (see that module).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Mapping, Optional
@@ -22,7 +26,9 @@ from mmengine.visualization import MLflowVisBackend
 from mmengine.visualization.vis_backend import force_init_env
 from mmseg.registry import VISBACKENDS
 
+from ..utils.errors import LoGoSegUserError
 from ..utils.files import process_alive
+from .spool import Spool, bound_http_retries, replay_leftovers, shown_uri, unreachable
 
 EXPERIMENT = 'logoseg'
 # the grid's knob -> LoGoSegHead argument; also the MLflow param names (README, "Experiments")
@@ -145,12 +151,19 @@ class TrackedRun:
         uri: tracking URI (default: :func:`tracking_uri`).
         marker: a file written when the run ends in any other state than FINISHED (and removed when it
             finishes), so that a work dir holding checkpoints of a failed run does not look complete.
+
+    Tracking outages: the logging methods, :meth:`finish` and a reopening :meth:`start` never wait for an
+    unreachable store longer than MLflow's (bounded, :func:`.spool.bound_http_retries`) retries; their calls
+    are queued and sent later (:mod:`.spool`). Only creating a new run needs the store: :meth:`start` then
+    raises a one-line :class:`LoGoSegUserError` (nothing has run yet). Queues left by ended processes on this
+    store are sent by :meth:`start` first (a resumed run gets its earlier calls before its own).
     """
 
     def __init__(self, name: Optional[str] = None, tags: Optional[Mapping[str, str]] = None,
                  run_id: Optional[str] = None, experiment: str = EXPERIMENT, uri: Optional[str] = None,
                  marker: Optional[Path] = None):
         from mlflow import MlflowClient
+        bound_http_retries()
         self.client = MlflowClient(tracking_uri(uri))
         self.name = name
         self.tags = {key: str(value) for key, value in (tags or {}).items()}
@@ -162,17 +175,29 @@ class TrackedRun:
         self._previous_env: Optional[str] = None
         self._previous_sigterm = None
         self._previous_excepthook = None
+        self._error: Optional[str] = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> 'TrackedRun':
         tags = dict(self.tags, host=socket.gethostname(), pid=str(os.getpid()), **git_tags())
         if self.run_id:
-            self.client.update_run(self.run_id, status='RUNNING')
+            replay_leftovers(self.client)  # what earlier processes could not send (this run's, if resumed) first
+            self._log('status', status='RUNNING')
         else:
-            experiment = self.client.get_experiment_by_name(self.experiment)
-            experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(
-                self.experiment, artifact_location=_artifact_location(self.client.tracking_uri))
-            self.run_id = self.client.create_run(experiment_id, run_name=self.name).info.run_id
+            try:
+                experiment = self.client.get_experiment_by_name(self.experiment)
+                experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(
+                    self.experiment, artifact_location=_artifact_location(self.client.tracking_uri))
+                self.run_id = self.client.create_run(experiment_id, run_name=self.name).info.run_id
+            except Exception as exc:
+                reason = unreachable(exc)
+                if reason is None:
+                    raise
+                raise LoGoSegUserError(
+                    f'MLflow tracking at {shown_uri(self.client.tracking_uri)} unreachable ({reason}); no run was '
+                    'started. Start the server (or unset MLFLOW_TRACKING_URI for the local mlflow.db) and rerun'
+                ) from None
+            replay_leftovers(self.client)
         self.set_tags(tags)
         self._ended = False
         self._pending = 'FAILED'
@@ -193,14 +218,16 @@ class TrackedRun:
             return
         self._ended = True
         if error:
-            self.client.set_tag(self.run_id, 'error', error[:5000])
-        elif status == 'FINISHED' and 'error' in self.client.get_run(self.run_id).data.tags:
-            self.client.delete_tag(self.run_id, 'error')  # an earlier attempt's failure, resumed and finished
-        self.client.set_terminated(self.run_id, status)
+            self.set_tags({'error': error[:5000]})
+        # force: the last chance to send what an outage queued before the process ends
+        self._log('status', force=True, status=status, end_time=int(time.time() * 1000))
+        if not self._spool.pending:
+            replay_leftovers(self.client)  # e.g. the queue of a torchrun worker that logged into this run
+        self._spool.left_behind()
         if self.marker is not None and status == 'FINISHED':
             self.marker.unlink(missing_ok=True)
         elif self.marker is not None and self.marker.parent.is_dir():
-            reason = error or self.client.get_run(self.run_id).data.tags.get('error', '')
+            reason = error or self._logged_error()
             self.marker.write_text(f'{status}: {reason}\nnot a complete run (MLflow run {self.run_id})\n')
         if self._previous_env is None:
             os.environ.pop('MLFLOW_RUN_ID', None)
@@ -226,7 +253,8 @@ class TrackedRun:
     def _excepthook(self, exc_type, exc, tb):
         self._pending = exit_status(exc)
         if self._pending == 'FAILED':
-            self.client.set_tag(self.run_id, 'error', one_line(exc)[:5000])
+            self._error = one_line(exc)[:5000]
+            self.set_tags({'error': self._error})
         (self._previous_excepthook or sys.__excepthook__)(exc_type, exc, tb)
 
     def _at_exit(self):
@@ -236,28 +264,49 @@ class TrackedRun:
         self._pending = 'KILLED'
         raise _SigTerm(128 + signum)
 
-    # -- logging ---------------------------------------------------------------------------------------------
+    def _logged_error(self) -> str:
+        """The run's ``error`` tag: this process's own, else the store's ('' while it cannot be reached)."""
+        if self._error is not None:
+            return self._error
+        try:
+            return self.client.get_run(self.run_id).data.tags.get('error', '')
+        except Exception as exc:
+            if unreachable(exc) is None:
+                raise
+            return ''
+
+    # -- logging: sent through the run's spool, which queues what an unreachable store cannot take ------------
+    @property
+    def _spool(self) -> Spool:
+        return Spool.of(self.client, self.run_id)
+
+    def _log(self, op: str, force: bool = False, **args) -> None:
+        self._spool.call(op, force=force, **args)
+
     def set_tags(self, tags: Mapping[str, object]) -> None:
-        from mlflow.entities import RunTag
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self._log('tags', tags={k: str(v) for k, v in tags.items()})
 
     def log_params(self, params: Mapping[str, object]) -> None:
         """Log params not logged yet (MLflow refuses to change a logged param: a resumed run keeps its own)."""
-        from mlflow.entities import Param
-        logged = self.client.get_run(self.run_id).data.params
-        new = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in logged]
-        if new:
-            self.client.log_batch(self.run_id, params=new)
+        self._log('params', params={k: str(v)[:6000] for k, v in params.items()})
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
-        from mlflow.entities import Metric
-        stamp = int(time.time() * 1000)
-        values = [Metric(k, float(v), stamp, step) for k, v in metrics.items() if v is not None]
-        for start in range(0, len(values), 900):  # MLflow takes at most 1,000 metrics per batch
-            self.client.log_batch(self.run_id, metrics=values[start:start + 900])
+        # stamped now, and queued with the stamp: a resend is then an identical metric, which MLflow ignores
+        self._log('metrics', metrics={k: float(v) for k, v in metrics.items() if v is not None}, step=int(step),
+                  timestamp=int(time.time() * 1000))
 
     def log_artifact(self, path: str | Path, artifact_path: Optional[str] = None) -> None:
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
+        self._log('artifact', path=str(path), artifact_path=artifact_path)
+
+    def log_image(self, image, artifact_file: str) -> None:
+        """An RGB ``uint8`` array as the PNG artifact ``artifact_file`` (as ``MlflowClient.log_image``)."""
+        import numpy as np
+        from PIL import Image
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / Path(artifact_file).name
+            Image.fromarray(np.asarray(image)).save(path)
+            parent = str(Path(artifact_file).parent)
+            self.log_artifact(path, None if parent == '.' else parent)
 
 
 class _SigTerm(SystemExit):
@@ -351,13 +400,12 @@ class TrackedMLflowVisBackend(MLflowVisBackend):
         if self._owned and config.get('work_dir'):
             self._run.marker = Path(config.work_dir) / 'INCOMPLETE'
         if self._owned and not self._run_name and config.filename:
-            self._run.client.set_tag(self._run.run_id, 'mlflow.runName',
-                                     f'{Path(config.filename).stem}-{time.strftime("%Y%m%d-%H%M%S")}')
+            self._run.set_tags({'mlflow.runName': f'{Path(config.filename).stem}-{time.strftime("%Y%m%d-%H%M%S")}'})
         self._run.log_params(self._params or config_params(config))
 
     @force_init_env
     def add_image(self, name: str, image, step: int = 0, **kwargs) -> None:
-        self._run.client.log_image(self._run.run_id, image, f'{name}_{step}.png')
+        self._run.log_image(image, f'{name}_{step}.png')
 
     @force_init_env
     def add_scalar(self, name: str, value, step: int = 0, **kwargs) -> None:

@@ -32,11 +32,13 @@ import subprocess
 import sys
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 from ..utils.errors import LoGoSegUserError
 from ..engine.grid import Row, load_row, row_keys, write_json
+from ..engine.spool import shown_uri, unreachable
 from ..engine.tracking import (EXPERIMENT, TrackedRun, mark_stale_runs, one_line, relative_to_repo, repo_root,
                                tracking_uri)
 
@@ -60,7 +62,8 @@ def start_run(row: Row, run_id: Optional[str] = None, marker: Optional[Path] = N
     if os.environ.get('DVC_EXP_NAME'):
         tags['dvc_exp'] = os.environ['DVC_EXP_NAME']
     run = TrackedRun(row.key, tags, run_id=run_id, marker=marker)
-    mark_stale_runs(run.client, EXPERIMENT, dict(row=row.key, profile=row.profile))
+    with store_needed():
+        mark_stale_runs(run.client, EXPERIMENT, dict(row=row.key, profile=row.profile))
     run.start()
     run.log_params(row.params())
     return run
@@ -69,15 +72,30 @@ def start_run(row: Row, run_id: Optional[str] = None, marker: Optional[Path] = N
 def run_status(run_id: Optional[str]) -> Optional[str]:
     """Status of ``run_id`` in the store, None when the store does not have it (wiped, another machine)."""
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
     if not run_id:
         return None
+    with store_needed():
+        try:
+            return MlflowClient(tracking_uri()).get_run(run_id).info.status
+        except Exception as err:
+            if getattr(err, 'error_code', None) == 'RESOURCE_DOES_NOT_EXIST':
+                return None
+            raise
+
+
+@contextmanager
+def store_needed():
+    """Before a row starts, an unreachable tracking store stops it with one line (nothing has run yet);
+    once it runs, an outage only queues its logging (``engine/spool.py``)."""
     try:
-        return MlflowClient(tracking_uri()).get_run(run_id).info.status
-    except MlflowException as err:
-        if err.error_code == 'RESOURCE_DOES_NOT_EXIST':
-            return None
-        raise
+        yield
+    except Exception as err:
+        reason = unreachable(err)
+        if reason is None:
+            raise
+        raise LoGoSegUserError(f'MLflow tracking at {shown_uri(tracking_uri())} unreachable ({reason}); nothing '
+                               'was run. Start the server (or unset MLFLOW_TRACKING_URI for the local mlflow.db) '
+                               'and rerun') from None
 
 
 def scalar_records(work_dir: Path) -> list[dict]:
