@@ -13,9 +13,9 @@ import mlflow
 import pandas as pd
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-if '.dvc/tmp/exps' in REPO.as_posix():  # `dvc exp run --temp/--queue`: the runs are in the real repository
-    REPO = Path(REPO.as_posix().split('/.dvc/tmp/exps')[0])
+REPO = Path(__file__).resolve().parents[1]  # the checkout these scripts belong to (an experiment's own copy)
+# the store of `dvc exp run --temp/--queue` copies is the repository they were copied from (logoseg.engine.tracking)
+STORE = Path(REPO.as_posix().split('/.dvc/tmp/exps/')[0])
 EXPERIMENT = 'logoseg'
 TABLES = ('table1', 'table2', 'table3', 'table4', 'table5')
 # metric prefix -> the paper's column name, in the paper's column order
@@ -26,7 +26,7 @@ LABEL_SEP = ' | '
 
 def default_tracking_uri() -> str:
     """``MLFLOW_TRACKING_URI`` if set, else the repository's ``mlflow.db`` (absolute, as the runs log it)."""
-    return os.environ.get('MLFLOW_TRACKING_URI') or f'sqlite:///{REPO / "mlflow.db"}'
+    return os.environ.get('MLFLOW_TRACKING_URI') or f'sqlite:///{STORE / "mlflow.db"}'
 
 
 def default_profile() -> str:

@@ -77,6 +77,8 @@ def test_each_backbone_config_scales_its_paper_config_down(key):
         assert cfg.model.test_cfg['crop_size'] == cfg.crop_size and cfg.test_scale[0] > cfg.crop_size[0]
         assert cfg.model.test_cfg['input_size'] == cfg.crop_size  # the windows go in at the training crop
     assert cfg.model.clip['pretrained'] is None and cfg.train_dataloader.num_workers == 0
+    # a checkpoint before the end: the main job's rows exercise resuming (tests/test_grid_pipeline.py)
+    assert cfg.default_hooks.checkpoint.interval < cfg.train_cfg.max_iters
     assert cfg.train_dataloader.dataset.type == 'COCOStuff171Dataset'
     assert cfg.train_dataloader.dataset.data_root == cfg.val_dataloader.dataset.data_root == 'prepared/smoke_standins'
     # the same head (every ablation switch) and pipeline steps as the paper config

@@ -19,4 +19,5 @@ log_level = 'INFO'
 load_from = None
 resume = False
 randomness = dict(seed=0)
-custom_hooks = [dict(type='VocabularyHook'), dict(type='TestMetricsHook'), dict(type='EncoderLrHook')]
+custom_hooks = [dict(type='VocabularyHook'), dict(type='TestMetricsHook'), dict(type='EncoderLrHook'),
+                dict(type='RngStateHook')]  # a resumed training continues as the uninterrupted one

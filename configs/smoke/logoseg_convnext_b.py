@@ -21,4 +21,4 @@ test_dataloader = val_dataloader
 max_iters = 100
 param_scheduler = [dict(_base_.param_scheduler[0]), dict(_base_.param_scheduler[1], end=max_iters)]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-default_hooks = dict(checkpoint=dict(interval=max_iters))
+default_hooks = dict(checkpoint=dict(interval=max_iters // 2))  # half-way, as the ViT smoke config

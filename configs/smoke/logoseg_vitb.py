@@ -44,9 +44,10 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min=0.0, by_epoch=False, begin=warmup_iters, end=max_iters),
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+# a checkpoint half-way, so that the main job's rows exercise resuming (a killed row continues from it)
 default_hooks = dict(
     logger=dict(interval=10),
-    checkpoint=dict(interval=max_iters, max_keep_ckpts=1, save_best=None),
+    checkpoint=dict(interval=max_iters // 2, max_keep_ckpts=1, save_best=None),
 )
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 # DDP on CPU modules needs device_ids=None (also valid for one GPU per process)

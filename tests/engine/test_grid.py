@@ -52,7 +52,8 @@ def test_paper_profile_uses_the_paper_configs_and_batch_per_gpu():
     row = load_row('t1_vitl', 'paper', REPO)
     assert row.config_file == REPO / 'configs' / 'logoseg_vitl.py'
     assert row.cfg_options()['train_dataloader.batch_size'] == 1  # total batch 4 on 4 GPUs
-    assert row.work_dir == REPO / 'results' / 'paper' / 'train' / 't1_vitl'
+    assert row.work_dir.parent == REPO / 'results' / 'paper' / 'train' / 't1_vitl'
+    assert row.work_dir.name == row.fingerprint[:12]
 
 
 def test_schedule_follows_max_iters():
@@ -79,3 +80,23 @@ def test_bad_rows_and_profiles_are_one_line_errors(tmp_path):
         load_row('nope', 'smoke', tmp_path)
     with pytest.raises(LoGoSegUserError, match="unknown profile 'gpu'"):
         load_row('typo', 'gpu', tmp_path)
+
+
+def test_the_training_fingerprint_covers_vocabularies_and_utils_not_evaluation():
+    from logoseg.engine.grid import PACKAGE, training_sources
+    sources = {path.relative_to(PACKAGE).as_posix() for path in training_sources()}
+    assert {'vocab/coco.json', 'utils/vocab.py', 'models/head.py', 'datasets/benchmarks.py',
+            'engine/hooks.py', 'models/model_configs/LoGoSeg-Smoke-ViT-B.json'} <= sources
+    assert not any(name.startswith(('evaluation/', 'tools/')) or '__pycache__' in name for name in sources)
+
+
+def test_a_bad_knob_is_refused_when_the_row_is_loaded_before_any_training(tmp_path):
+    (tmp_path / 'experiments').mkdir()
+    (tmp_path / 'params.yaml').write_text((REPO / 'params.yaml').read_text())
+    (tmp_path / 'configs').symlink_to(REPO / 'configs')
+    bad = dict(ROWS, rows=dict(big_lambda=dict(tables={}, set={'lambda': 2})))
+    (tmp_path / 'experiments' / 'rows.yaml').write_text(yaml.safe_dump(bad))
+    row = load_row('big_lambda', 'smoke', tmp_path)
+    with pytest.raises(LoGoSegUserError, match=r"prior_lambda=2.0: use a number in \[0, 1\] or 'learnable'"):
+        row.work_dir  # noqa: B018 (the work dir is named by the validated config's fingerprint)
+    assert not (tmp_path / 'results').exists()

@@ -58,3 +58,38 @@ def test_frozen_text_tower_is_left_out_of_the_optimizer(build_tiny_model, smoke_
     assert optimised == trainable
     assert not optimised & {id(p) for p in model.text_encoder.parameters()}
     assert torch.is_tensor(next(iter(model.text_encoder.parameters())))
+
+
+def test_resume_restores_the_checkpoints_random_state_before_the_first_new_batch():
+    """Uninterrupted: batches 0..5 drawn from one random stream. Resumed at 3: mmengine re-draws batches 0..2
+    to skip them (advancing the stream further), then the hook puts the checkpoint's state back, so batches
+    3..5 are the uninterrupted run's."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from logoseg.engine.hooks import _RestoreBeforeBatch, capture_rng_state
+
+    def batches():
+        while True:
+            yield (random.random(), float(np.random.rand()), float(torch.rand(1)))
+
+    def seed():
+        random.seed(0)
+        np.random.seed(0)
+        torch.manual_seed(0)
+
+    seed()
+    stream = batches()
+    uninterrupted = [next(stream) for _ in range(3)]
+    saved = capture_rng_state()  # the checkpoint after iteration 3
+    uninterrupted += [next(stream) for _ in range(3)]
+
+    seed()
+    for _ in range(7):  # the resumed process draws differently before training (model init, ...)
+        torch.rand(1)
+    resumed = _RestoreBeforeBatch(batches(), 3, saved)
+    skipped = [next(resumed) for _ in range(3)]
+    assert [next(resumed) for _ in range(3)] == uninterrupted[3:]
+    assert skipped != uninterrupted[:3]  # without the restore, the stream would have moved on

@@ -150,8 +150,57 @@ def test_tracking_uri_is_an_absolute_sqlite_store_at_the_real_repository(monkeyp
     assert tracking_uri() == 'http://127.0.0.1:5000'
 
 
-def test_repo_root_of_a_dvc_temporary_experiment_copy_is_the_real_repository(monkeypatch, tmp_path):
-    import logoseg.engine.tracking as tracking
-    fake = tmp_path / 'repo' / '.dvc' / 'tmp' / 'exps' / 'run' / 'abc' / 'projects' / 'logoseg' / 'engine' / 'tracking.py'
-    monkeypatch.setattr(tracking, '__file__', str(fake))
-    assert tracking.repo_root() == tmp_path / 'repo'
+def make_repository(root: Path) -> Path:
+    (root / '.dvc').mkdir(parents=True)
+    (root / 'dvc.yaml').write_text('stages: {}\n')
+    return root
+
+
+def test_the_repository_is_the_one_holding_the_working_directory_not_the_install(monkeypatch, tmp_path):
+    """A queued DVC experiment runs in its own copy (DVC sets DVC_ROOT to the parent repository there): it
+    reads and writes the copy, and logs to the parent's store, which outlives the copy."""
+    parent = make_repository(tmp_path / 'repo')
+    copy = make_repository(parent / '.dvc' / 'tmp' / 'exps' / 'tmpabc')
+    (copy / 'configs').mkdir()
+    monkeypatch.delenv('MLFLOW_TRACKING_URI', raising=False)
+    monkeypatch.setenv('DVC_ROOT', str(parent))
+    monkeypatch.chdir(copy / 'configs')
+    assert repo_root() == copy
+    assert tracking_uri() == f'sqlite:///{parent / "mlflow.db"}'
+    monkeypatch.chdir(tmp_path)  # outside any repository: DVC's word, else the install location
+    assert repo_root() == parent
+    monkeypatch.delenv('DVC_ROOT')
+    assert repo_root() == REPO
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(['git', '-c', 'user.name=t', '-c', 'user.email=t@t', *args], cwd=root, check=True,
+                   capture_output=True)
+
+
+def test_git_dirty_is_true_only_for_source_changes_not_for_files_dvc_writes(tmp_path):
+    from logoseg.engine.tracking import git_tags
+    root = make_repository(tmp_path / 'repo')
+    (root / 'experiments').mkdir()
+    for name in ('dvc.lock', 'params.yaml', 'experiments/rows.yaml', 'data.dvc', 'model.py'):
+        (root / name).write_text('a: 1\n')
+    git(root, 'init', '-q')
+    git(root, 'add', '-A')
+    git(root, 'commit', '-qm', 'x')
+    for name in ('dvc.lock', 'params.yaml', 'experiments/rows.yaml', 'data.dvc'):
+        (root / name).write_text('a: 2\n')  # what `dvc repro` and `dvc exp run -S` rewrite
+    assert git_tags(root)['git_dirty'] == 'false'
+    (root / 'model.py').write_text('a: 2\n')
+    assert git_tags(root)['git_dirty'] == 'true'
+
+
+def test_a_failed_run_resumed_to_success_loses_its_error_tag(store):
+    with pytest.raises(RuntimeError):
+        with TrackedRun('row', dict(row='flaky')):
+            raise RuntimeError('out of memory')
+    (failed,) = runs(store, row='flaky')
+    assert failed.data.tags['error'] == 'RuntimeError: out of memory'
+    with TrackedRun('row', run_id=failed.info.run_id):
+        pass
+    (found,) = runs(store, row='flaky')
+    assert found.info.status == 'FINISHED' and 'error' not in found.data.tags

@@ -12,7 +12,9 @@ from ..conftest import REPO
 
 @pytest.fixture
 def checkout(tmp_path, monkeypatch):
-    """params.yaml and rows.yaml of the repository in a folder of their own, as the current directory."""
+    """params.yaml and rows.yaml of the repository in a DVC repository of their own, the current directory."""
+    (tmp_path / '.dvc').mkdir()
+    (tmp_path / 'dvc.yaml').write_text('stages: {}\n')
     (tmp_path / 'experiments').mkdir()
     (tmp_path / 'experiments' / 'rows.yaml').write_text((REPO / 'experiments' / 'rows.yaml').read_text())
     (tmp_path / 'params.yaml').write_text((REPO / 'params.yaml').read_text())

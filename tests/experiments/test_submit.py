@@ -26,7 +26,7 @@ if testcluster.available():  # one line in the summary, not one per test
     pytest.skip(f'no SLURM test cluster: {testcluster.available()}', allow_module_level=True)
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 BIN = Path(sys.executable).parent
-ITERS = 300  # checkpoints at 150 (the schedule's half): the preemption comes after it, mid-training
+ITERS = 300  # the smoke config checkpoints every 100: the preemption comes after the first, mid-training
 PREEMPTED, PLAIN, CRASHING = 't2_op', 't3_lq', 't5_pc59'  # the crash: pc59's training labels are unreadable
 ROWS = (PREEMPTED, PLAIN, CRASHING)
 
@@ -122,17 +122,26 @@ def submitted(grid):
     second = run(root, env, 'logoseg.experiments.submit', '--rows', *ROWS)
     early = run(root, env, 'logoseg.experiments.status', '--rows', *ROWS)
     # the preemption, as SLURM sends it (to the job's processes, not to the batch shell)
-    work_dir = root / 'results' / 'smoke' / 'train' / PREEMPTED
-    deadline = time.monotonic() + 300
-    while not (work_dir / f'iter_{ITERS // 2}.pth').is_file() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert (work_dir / f'iter_{ITERS // 2}.pth').is_file(), 'no first checkpoint within 300 s'
+    checkpointed = first_checkpoint(root, PREEMPTED)
     subprocess.run(['scancel', '--signal=USR2', jobs[PREEMPTED]], check=True, env=env)
     folder = root / 'results' / 'smoke' / 'slurm'
     for job_id in jobs.values():
         submitit.SlurmJob(folder=folder, job_id=job_id).wait()  # its result file: success or error
     status = run(root, env, 'logoseg.experiments.status', '--rows', *ROWS)
-    return dict(first=first, second=second, early=early, jobs=jobs, status=status, seconds=time.monotonic() - started)
+    return dict(first=first, second=second, early=early, checkpointed=checkpointed, jobs=jobs, status=status,
+                seconds=time.monotonic() - started)
+
+
+def first_checkpoint(root, row, timeout=300) -> int:
+    """Wait for the row's first periodic checkpoint (in its configuration's work dir,
+    ``train/<row>/<fingerprint>``); returns its iteration."""
+    train_dir = root / 'results' / 'smoke' / 'train' / row
+    deadline = time.monotonic() + timeout
+    while not list(train_dir.glob('*/iter_*.pth')) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    found = list(train_dir.glob('*/iter_*.pth'))
+    assert found, f'no first checkpoint of {row} within {timeout} s'
+    return int(found[0].stem.split('_')[1])
 
 
 def row_runs(url, row):
@@ -179,9 +188,11 @@ def test_a_preempted_row_resumes_from_its_checkpoint_in_the_same_run(grid, mlflo
     assert cost < 60  # the issue's bound: the iterations since the last checkpoint (none here) plus 60 s
     resumed = re.search(r'resumed epoch: 0, iter: (\d+)', text)
     assert saved and resumed, text[-3000:]
-    assert ITERS // 2 <= int(resumed.group(1)) == int(saved.group(1)) < ITERS  # nothing redone, nothing lost
+    # resumed where it stopped, after its first periodic checkpoint: nothing redone, nothing lost
+    assert submitted['checkpointed'] <= int(resumed.group(1)) == int(saved.group(1)) < ITERS
     assert 'attempt 2 (requeues so far: 1)' in text
-    done = json.loads((root / 'results' / 'smoke' / 'train' / PREEMPTED / 'done.json').read_text())
+    (done_file,) = (root / 'results' / 'smoke' / 'train' / PREEMPTED).glob('*/done.json')
+    done = json.loads(done_file.read_text())
     assert done['run_id'] == run.info.run_id
     assert (root / 'results' / 'smoke' / 'metrics' / f'{PREEMPTED}.json').is_file()
     assert run.data.metrics['ade150/mIoU'] >= 0
@@ -232,10 +243,7 @@ def test_a_row_preempted_more_than_max_requeues_ends_failed(grid, mlflow_server,
     row = 't4_lambda0_r8'
     out = run(root, env, 'logoseg.experiments.submit', '--rows', row)
     (job,) = re.findall(rf'^{row} -> job (\S+), ', out, re.M)
-    checkpoint = root / 'results' / 'smoke' / 'train' / row / f'iter_{ITERS // 2}.pth'
-    deadline = time.monotonic() + 300
-    while not checkpoint.is_file() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    first_checkpoint(root, row)
     subprocess.run(['scancel', '--signal=USR2', job], check=True, env=env)
     folder = root / 'results' / 'smoke' / 'slurm'
     with pytest.raises(submitit.core.utils.FailedJobError, match='not requeued'):
@@ -245,7 +253,7 @@ def test_a_row_preempted_more_than_max_requeues_ends_failed(grid, mlflow_server,
     assert failed.info.status == 'FAILED' and failed.data.tags['requeues'] == '0'
     assert error.startswith('preempted or timed out 1 times: more than max_requeues = 0 (smoke.slurm.max_requeues')
     assert f'SLURM job {job}, log {folder / f"{job}_0_log.out"}' in error
-    assert not (root / 'results' / 'smoke' / 'train' / row / 'done.json').exists()
+    assert not list((root / 'results' / 'smoke' / 'train' / row).glob('*/done.json'))
 
 
 def test_cancel_stops_the_grid_jobs(grid, submitted):

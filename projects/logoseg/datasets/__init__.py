@@ -1,11 +1,11 @@
 from .smoke import SmokeShapesDataset
 
 __all__ = ['SmokeShapesDataset']
-from .benchmarks import (ADE150Dataset, ADE847Dataset, COCOStuff171Dataset, DatasetNotFoundError,
+from .benchmarks import (ADE150Dataset, ADE847Dataset, COCOStuff171Dataset, DatasetFileError, DatasetNotFoundError,
                          PascalContext59Dataset, PascalContext459Dataset, PascalVOC20bDataset, PascalVOC20Dataset,
                          PreparedSegDataset)
 from .transforms import LoadSegAnnotations
 
-__all__ += ['ADE150Dataset', 'ADE847Dataset', 'COCOStuff171Dataset', 'DatasetNotFoundError', 'LoadSegAnnotations',
-            'PascalContext59Dataset', 'PascalContext459Dataset', 'PascalVOC20bDataset', 'PascalVOC20Dataset',
+__all__ += ['ADE150Dataset', 'ADE847Dataset', 'COCOStuff171Dataset', 'DatasetFileError', 'DatasetNotFoundError',
+            'LoadSegAnnotations', 'PascalContext59Dataset', 'PascalContext459Dataset', 'PascalVOC20bDataset', 'PascalVOC20Dataset',
             'PreparedSegDataset']

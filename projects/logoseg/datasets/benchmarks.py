@@ -29,6 +29,10 @@ class DatasetNotFoundError(LoGoSegUserError):
     """A benchmark's data is not (or not completely) prepared; the message names the DVC stage to run."""
 
 
+class DatasetFileError(LoGoSegUserError):
+    """A file of a prepared dataset cannot be read (truncated, corrupt); the message names it and the stage."""
+
+
 class PreparedSegDataset(BaseSegDataset):
     """A dataset in the prepared layout: one label map per image, named after it.
 
@@ -39,10 +43,13 @@ class PreparedSegDataset(BaseSegDataset):
         split: a key of ``SPLITS`` (``'val'``, or ``'train'`` for training sets).
         data_root: folder the ``SPLITS`` paths are relative to.
         data_prefix: explicit ``dict(img_path=..., seg_map_path=...)``, replacing the split's folders.
+        prepare_stage: the DVC stage that writes this data, named by the errors (default ``STAGE``; the
+            smoke profile's stand-ins of every dataset come from ``prepare_smoke``).
         **kwargs: the other ``BaseSegDataset`` arguments (``pipeline``, ``test_mode``, ``indices``, ...).
 
     Raises:
         DatasetNotFoundError: a folder is missing or holds no label maps.
+        DatasetFileError: (when an item is loaded) its image or label file cannot be read.
         LoGoSegUserError: an unknown split, or a pipeline that would load 16-bit labels with MMSeg's uint8
             ``LoadAnnotations``.
     """
@@ -53,7 +60,8 @@ class PreparedSegDataset(BaseSegDataset):
     SEG_MAP_SUFFIX: ClassVar[str] = '.png'
 
     def __init__(self, split: str = 'val', data_root: str = '', data_prefix: Optional[dict] = None,
-                 **kwargs) -> None:
+                 prepare_stage: Optional[str] = None, **kwargs) -> None:
+        self.stage = prepare_stage or self.STAGE
         if split not in self.SPLITS:
             raise LoGoSegUserError(f'{type(self).__name__} has no split {split!r}; '
                                    f'choose one of {", ".join(self.SPLITS)}')
@@ -66,12 +74,23 @@ class PreparedSegDataset(BaseSegDataset):
             raise LoGoSegUserError(f'{type(self).__name__} labels are 16-bit and MMSeg\'s LoadAnnotations casts '
                                    'them to uint8; use LoadSegAnnotations in the pipeline')
 
+    def prepare_data(self, idx):
+        try:
+            return super().prepare_data(idx)
+        except (OSError, ValueError, SyntaxError) as err:  # PIL and cv2's ways of saying "cannot decode"
+            info = self.get_data_info(idx)
+            bad = next((path for path in (info['img_path'], info['seg_map_path']) if not readable(path)), None)
+            if bad is None:
+                raise
+            raise DatasetFileError(f'cannot read {osp.abspath(bad)} ({type(err).__name__}: {err}); prepare the '
+                                   f'dataset again with `dvc repro {self.stage}`') from err
+
     def load_data_list(self) -> list[dict]:
         img_dir, label_dir = self.data_prefix['img_path'], self.data_prefix['seg_map_path']
         for folder in (label_dir, img_dir):
             if not osp.isdir(folder):
                 raise DatasetNotFoundError(f'dataset not found at {osp.abspath(folder)}; prepare it with '
-                                           f'`dvc repro {self.STAGE}` (README, Datasets)')
+                                           f'`dvc repro {self.stage}` (README, Datasets)')
         if self.ann_file:
             return super().load_data_list()
         suffix = self.seg_map_suffix
@@ -79,12 +98,23 @@ class PreparedSegDataset(BaseSegDataset):
                                                backend_args=self.backend_args))
         if not names:
             raise DatasetNotFoundError(f'no *{suffix} label maps in {osp.abspath(label_dir)}; '
-                                       f'prepare them with `dvc repro {self.STAGE}` (README, Datasets)')
+                                       f'prepare them with `dvc repro {self.stage}` (README, Datasets)')
         return [
             dict(img_path=osp.join(img_dir, name[:-len(suffix)] + self.img_suffix),
                  seg_map_path=osp.join(label_dir, name), label_map=self.label_map,
                  reduce_zero_label=self.reduce_zero_label, seg_fields=[]) for name in names
         ]
+
+
+def readable(path: str) -> bool:
+    """Whether ``path`` decodes completely as an image (PIL reads to the last byte)."""
+    from PIL import Image
+    try:
+        with Image.open(path) as image:
+            image.load()
+        return True
+    except (OSError, ValueError, SyntaxError):
+        return False
 
 
 @DATASETS.register_module()

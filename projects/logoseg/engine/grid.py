@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
@@ -44,8 +45,15 @@ class Row:
 
     # -- outputs ---------------------------------------------------------------------------------------------
     @property
-    def work_dir(self) -> Path:
+    def train_dir(self) -> Path:
+        """The row's DVC output: one work dir per configuration it was trained with (:attr:`work_dir`)."""
         return self.root / 'results' / self.profile / 'train' / self.key
+
+    @property
+    def work_dir(self) -> Path:
+        """This configuration's training: ``train_dir/<fingerprint prefix>``. Trainings of other
+        configurations stay beside it, so switching a knob back finds its complete training again."""
+        return self.train_dir / self.fingerprint[:12]
 
     @property
     def eval_dir(self) -> Path:
@@ -69,6 +77,11 @@ class Row:
     def data_manifest(self) -> Path:
         return self.root / 'results' / self.profile / 'data.json'
 
+    @property
+    def log_file(self) -> Path:
+        """Tracebacks of the row's failures (the terminal gets one line naming this file)."""
+        return self.root / 'results' / self.profile / 'logs' / f'{self.key}.log'
+
     # -- configuration ---------------------------------------------------------------------------------------
     @property
     def config_file(self) -> Path:
@@ -80,17 +93,20 @@ class Row:
         lam = self.knobs['lambda']
         options['model.decode_head.prior_lambda'] = 'learnable' if lam == 'learnable' else float(lam)
         options['train_dataloader.dataset.type'] = self.settings['train_sets'][self.knobs['train_set']]
-        if self.settings.get('data_root'):
-            options['train_dataloader.dataset.data_root'] = self.settings['data_root']
-            options['val_dataloader.dataset.data_root'] = self.settings['data_root']
-            options['test_dataloader.dataset.data_root'] = self.settings['data_root']
+        for loader in ('train_dataloader', 'val_dataloader'):
+            options.update({f'{loader}.dataset.{k}': v for k, v in self.dataset_options().items()})
+        options.update(self.test_options())
         options['randomness.seed'] = self.settings['seed']
         gpus = max(int(self.settings.get('gpus', 1)), 1)
         if self.settings.get('total_batch_size'):
             options['train_dataloader.batch_size'] = max(int(self.settings['total_batch_size']) // gpus, 1)
         return options
 
-    def build_config(self) -> Config:
+    @cached_property
+    def config(self) -> Config:
+        """The row's mmengine config (knobs and schedule applied), without ``work_dir``, checked by building
+        its model with random weights (seconds, nothing downloaded): a bad knob stops here, before any
+        output of the row is touched."""
         if not self.config_file.is_file():
             raise LoGoSegUserError(f'config {self.config_file} of backbone {self.knobs["backbone"]!r} not found; '
                                    f'check {self.profile}.configs in params.yaml')
@@ -98,6 +114,25 @@ class Row:
         cfg.merge_from_dict(self.cfg_options())
         if self.settings.get('max_iters'):  # else the config's own schedule (smoke: per backbone)
             set_schedule(cfg, int(self.settings['max_iters']))
+        check_model(cfg)
+        return cfg
+
+    def dataset_options(self) -> dict:
+        """Where the profile's data is and which DVC stage prepares it (named by a missing dataset's error)."""
+        options = {}
+        if self.settings.get('data_root'):
+            options['data_root'] = self.settings['data_root']
+        if self.settings.get('prepare_stage'):
+            options['prepare_stage'] = self.settings['prepare_stage']
+        return options
+
+    def test_options(self) -> dict:
+        """``cfg_options`` of the six evaluations."""
+        return {f'test_dataloader.dataset.{k}': v for k, v in self.dataset_options().items()}
+
+    def build_config(self) -> Config:
+        """:attr:`config` with this configuration's ``work_dir``, for the Runner."""
+        cfg = self.config.copy()
         cfg.work_dir = str(self.work_dir)
         return cfg
 
@@ -117,19 +152,69 @@ class Row:
             tags[table] = ' | '.join(labels) if isinstance(labels, list) else str(labels)
         return tags
 
-    def fingerprint(self, cfg: Config) -> str:
-        """Hash of what the training depends on: the resolved config, the model/dataset code, the data
-        version. A complete training with the same fingerprint is not redone (e.g. after switching profiles)."""
-        digest = hashlib.sha256(cfg.pretty_text.encode())
-        package = Path(__file__).resolve().parents[1]
-        code = [*sorted((package / 'models').rglob('*')), *sorted((package / 'datasets').rglob('*')),
-                package / 'engine' / 'hooks.py', package / 'engine' / 'optim.py']
-        for path in code:
-            if path.is_file() and path.suffix in ('.py', '.json'):
-                digest.update(path.read_bytes())
+    @cached_property
+    def fingerprint(self) -> str:
+        """Hash of what the training depends on: the resolved config (no paths of this checkout), every
+        source file of the package that the training runs (model, datasets, vocabularies, utils, hooks,
+        optimizer) and the data version. A complete training with the same fingerprint is not redone."""
+        digest = hashlib.sha256(self.config.pretty_text.encode())
+        for path in training_sources():
+            digest.update(path.relative_to(PACKAGE).as_posix().encode())
+            digest.update(path.read_bytes())
         if self.data_manifest.is_file():
             digest.update(self.data_manifest.read_bytes())
         return digest.hexdigest()
+
+
+    @cached_property
+    def evaluation_fingerprint(self) -> str:
+        """Hash of what the row's metrics depend on besides the training: the evaluation code and configs and
+        the test data's options. A complete training whose metrics JSON records this hash is up to date."""
+        digest = hashlib.sha256(self.fingerprint.encode())
+        digest.update(json.dumps(self.test_options(), sort_keys=True).encode())
+        for path in [*sources(PACKAGE, EVALUATION_SOURCES), *sources(self.root, ('configs/eval', ))]:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+        return digest.hexdigest()
+
+
+PACKAGE = Path(__file__).resolve().parents[1]
+# What a training's result depends on, beside its config and data (also the row stages' DVC deps, dvc.yaml).
+# Evaluation code is not here: a change there re-evaluates a complete training instead of retraining it.
+TRAINING_SOURCES = ('__init__.py', 'compat.py', 'models', 'datasets', 'utils', 'vocab', 'engine/hooks.py',
+                    'engine/optim.py')
+
+
+# What the metrics depend on beside the training and the eval configs (configs/eval).
+EVALUATION_SOURCES = ('evaluation', 'tools/evaluate_all.py', 'tools/benchmark.py')
+
+
+def sources(root: Path, names) -> list[Path]:
+    """The files ``names`` (files or folders below ``root``) stand for, in a fixed order."""
+    files = []
+    for name in names:
+        path = root / name
+        files.extend(sorted(p for p in path.rglob('*') if p.is_file() and '__pycache__' not in p.parts)
+                     if path.is_dir() else [path])
+    return files
+
+
+def training_sources() -> list[Path]:
+    return sources(PACKAGE, TRAINING_SOURCES)
+
+
+def check_model(cfg: Config) -> None:
+    """Build ``cfg``'s model with random weights: every option error is raised now, as one line."""
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import DATASETS, MODELS
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    dataset = cfg.train_dataloader.dataset.type
+    if DATASETS.get(dataset) is None:
+        raise LoGoSegUserError(f'train_dataloader.dataset.type={dataset!r} is not a registered dataset; check '
+                               'the train_sets of params.yaml')
+    model = cfg.model.copy()
+    model.clip = dict(model.clip, pretrained=None)
+    MODELS.build(model)
 
 
 def set_schedule(cfg: Config, max_iters: int) -> None:
@@ -168,6 +253,11 @@ def load_row(key: str, profile: Optional[str] = None, root: Optional[Path] = Non
     if knobs['train_set'] not in TRAIN_SETS:
         raise LoGoSegUserError(f'row {key!r}: train_set {knobs["train_set"]!r}; use one of {", ".join(TRAIN_SETS)}')
     return Row(key, profile, knobs, dict(rows[key].get('tables') or {}), params[profile], root)
+
+
+def row_keys(root: Optional[Path] = None) -> list[str]:
+    """The grid's rows, in the order of ``experiments/rows.yaml``."""
+    return list(load_yaml((root or repo_root()) / 'experiments' / 'rows.yaml').get('rows', {}))
 
 
 def write_json(data, path: Path) -> None:

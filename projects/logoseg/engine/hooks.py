@@ -87,3 +87,75 @@ class EncoderLrHook(Hook):
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         if self._group is not None:  # the schedulers update group['lr'] in place
             runner.message_hub.update_scalar('train/encoder_lr', self._group['lr'])
+
+
+@HOOKS.register_module()
+class RngStateHook(Hook):
+    """Resume a training with the random state it had at its checkpoint, so that it continues as the
+    uninterrupted training would have (same augmentations, same dropout): a killed and resumed grid row ends
+    with the same weights and metrics.
+
+    The state of Python's, NumPy's and torch's generators is saved in every checkpoint. On resume, mmengine
+    first skips the batches already trained on by loading them, which draws their random augmentations; the
+    saved state is restored after that, just before the first new batch is loaded. Under DDP each rank
+    restores rank 0's state (only rank 0 writes checkpoints).
+    """
+
+    priority = 'VERY_LOW'
+    _saved: dict | None = None
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint['rng_state'] = capture_rng_state()
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        self._saved = checkpoint.get('rng_state')
+
+    def before_train_epoch(self, runner) -> None:
+        if self._saved is None:
+            return
+        loop = runner.train_loop
+        loop.dataloader_iterator = _RestoreBeforeBatch(loop.dataloader_iterator, runner.iter, self._saved)
+        self._saved = None
+
+
+def capture_rng_state() -> dict:
+    import random
+
+    import numpy as np
+    import torch
+    state = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state())
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict) -> None:
+    import random
+
+    import numpy as np
+    import torch
+    random.setstate(state['python'])
+    np.random.set_state(state['numpy'])
+    torch.set_rng_state(state['torch'])
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+class _RestoreBeforeBatch:
+    """The train loop's batch iterator, restoring ``state`` before batch number ``skip`` (0-based) is loaded."""
+
+    def __init__(self, iterator, skip: int, state: dict):
+        self._iterator, self._skip, self._state = iterator, skip, state
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._skip == 0 and self._state is not None:
+            restore_rng_state(self._state)
+            self._state = None
+        self._skip -= 1
+        return next(self._iterator)
+
+    def __getattr__(self, name):
+        return getattr(self._iterator, name)

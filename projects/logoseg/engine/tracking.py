@@ -4,7 +4,10 @@ or when a run left RUNNING by a SIGKILLed process is found on the next run of th
 
 The tracking URI is ``MLFLOW_TRACKING_URI`` when set, else the sqlite store ``mlflow.db`` at the repository
 root, as an absolute path: DVC's temporary experiment copies (``.dvc/tmp/exps/...``) log to the real
-repository's store, not to a copy that is deleted afterwards.
+repository's store (:func:`store_root`), not to a copy that is deleted afterwards.
+
+An unreachable store never stops a training: every logging call goes through :class:`.spool.Spool`, which
+queues it on disk during an outage and sends it when the store is back (see that module).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Mapping, Optional
@@ -22,7 +26,9 @@ from mmengine.visualization import MLflowVisBackend
 from mmengine.visualization.vis_backend import force_init_env
 from mmseg.registry import VISBACKENDS
 
+from ..utils.errors import LoGoSegUserError
 from ..utils.files import process_alive
+from .spool import Spool, bound_http_retries, replay_leftovers, shown_uri, unreachable
 
 EXPERIMENT = 'logoseg'
 # the grid's knob -> LoGoSegHead argument; also the MLflow param names (README, "Experiments")
@@ -31,8 +37,28 @@ HEAD_KNOBS = dict(op='use_object_prior', ccf='use_fusion', ra='use_region_alignm
 
 
 def repo_root() -> Path:
-    """The repository this package runs from; for a DVC temporary experiment copy, the real repository."""
-    root = Path(__file__).resolve().parents[3]
+    """The repository being worked on, where params, rows and outputs are read and written.
+
+    The DVC repository holding the current directory (DVC runs every stage there: for ``dvc exp run --queue``
+    / ``--temp`` that is the experiment's own copy under ``.dvc/tmp/exps``, with its own params), else
+    ``DVC_ROOT``, else the checkout this package was installed from. ``DVC_ROOT`` is not first: for a queued
+    experiment DVC sets it to the parent repository (for trackers that log there), and an install location
+    is not first either: an editable install of one clone must not make another clone, or a queued
+    experiment, read and write the first one's files.
+    """
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / '.dvc').is_dir() and (folder / 'dvc.yaml').is_file():
+            return folder
+    if os.environ.get('DVC_ROOT'):
+        return Path(os.environ['DVC_ROOT']).resolve()
+    return Path(__file__).resolve().parents[3]
+
+
+def store_root(root: Optional[Path] = None) -> Path:
+    """Where the default MLflow store lives: the repository, or for a DVC experiment copy
+    (``<repo>/.dvc/tmp/exps/<tmp>``, deleted after the experiment) the repository it was copied from."""
+    root = root or repo_root()
     parts = root.parts
     for index in range(len(parts) - 2):
         if parts[index:index + 3] == ('.dvc', 'tmp', 'exps'):
@@ -40,19 +66,35 @@ def repo_root() -> Path:
     return root
 
 
+def relative_to_repo(path: str | Path, root: Optional[Path] = None) -> str:
+    """``path`` relative to the repository when it lies inside it (records survive a moved checkout)."""
+    root = root or repo_root()
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def tracking_uri(uri: Optional[str] = None) -> str:
-    """``uri``, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///<repo root>/mlflow.db``."""
-    return uri or os.environ.get('MLFLOW_TRACKING_URI') or f'sqlite:///{repo_root() / "mlflow.db"}'
+    """``uri``, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///<store_root>/mlflow.db``."""
+    return uri or os.environ.get('MLFLOW_TRACKING_URI') or f'sqlite:///{store_root() / "mlflow.db"}'
+
+
+# Files DVC rewrites itself (``dvc repro`` updates the lock, ``dvc exp run -S`` the params files) and the
+# params files, whose values every run logs as params: a change there says nothing about the source.
+NOT_SOURCE = ('dvc.lock', '*.dvc', '.dvc', 'params.yaml', 'experiments/rows.yaml', 'results')
 
 
 def git_tags(root: Optional[Path] = None) -> dict:
-    """``git_commit`` and ``git_dirty`` of the checkout (tracked files only); empty outside git."""
+    """``git_commit`` and ``git_dirty`` of the checkout: dirty only when tracked source differs from the
+    commit (the files of :data:`NOT_SOURCE` excluded); empty outside git."""
     root = root or repo_root()
+    excluded = [f':(exclude,glob){name}' if '*' in name else f':(exclude){name}' for name in NOT_SOURCE]
     try:
         commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=root, capture_output=True, text=True,
                                 check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root,
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no', '--', '.', *excluded],
+                               cwd=root, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return {}
     return dict(git_commit=commit, git_dirty=str(bool(dirty)).lower())
@@ -88,8 +130,7 @@ def config_params(cfg) -> dict:
     crop = (model.get('data_preprocessor') or {}).get('size')
     params['crop'] = 'x'.join(map(str, crop)) if crop else None
     if cfg.filename:
-        params['config'] = os.path.relpath(cfg.filename, repo_root()) if os.path.isabs(cfg.filename) \
-            else cfg.filename
+        params['config'] = relative_to_repo(cfg.filename)
     return {key: value for key, value in params.items() if value is not None}
 
 
@@ -110,12 +151,19 @@ class TrackedRun:
         uri: tracking URI (default: :func:`tracking_uri`).
         marker: a file written when the run ends in any other state than FINISHED (and removed when it
             finishes), so that a work dir holding checkpoints of a failed run does not look complete.
+
+    Tracking outages: the logging methods, :meth:`finish` and a reopening :meth:`start` never wait for an
+    unreachable store longer than MLflow's (bounded, :func:`.spool.bound_http_retries`) retries; their calls
+    are queued and sent later (:mod:`.spool`). Only creating a new run needs the store: :meth:`start` then
+    raises a one-line :class:`LoGoSegUserError` (nothing has run yet). Queues left by ended processes on this
+    store are sent by :meth:`start` first (a resumed run gets its earlier calls before its own).
     """
 
     def __init__(self, name: Optional[str] = None, tags: Optional[Mapping[str, str]] = None,
                  run_id: Optional[str] = None, experiment: str = EXPERIMENT, uri: Optional[str] = None,
                  marker: Optional[Path] = None):
         from mlflow import MlflowClient
+        bound_http_retries()
         self.client = MlflowClient(tracking_uri(uri))
         self.name = name
         self.tags = {key: str(value) for key, value in (tags or {}).items()}
@@ -127,17 +175,29 @@ class TrackedRun:
         self._previous_env: Optional[str] = None
         self._previous_sigterm = None
         self._previous_excepthook = None
+        self._error: Optional[str] = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> 'TrackedRun':
         tags = dict(self.tags, host=socket.gethostname(), pid=str(os.getpid()), **git_tags())
         if self.run_id:
-            self.client.update_run(self.run_id, status='RUNNING')
+            replay_leftovers(self.client)  # what earlier processes could not send (this run's, if resumed) first
+            self._log('status', status='RUNNING')
         else:
-            experiment = self.client.get_experiment_by_name(self.experiment)
-            experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(
-                self.experiment, artifact_location=_artifact_location(self.client.tracking_uri))
-            self.run_id = self.client.create_run(experiment_id, run_name=self.name).info.run_id
+            try:
+                experiment = self.client.get_experiment_by_name(self.experiment)
+                experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(
+                    self.experiment, artifact_location=_artifact_location(self.client.tracking_uri))
+                self.run_id = self.client.create_run(experiment_id, run_name=self.name).info.run_id
+            except Exception as exc:
+                reason = unreachable(exc)
+                if reason is None:
+                    raise
+                raise LoGoSegUserError(
+                    f'MLflow tracking at {shown_uri(self.client.tracking_uri)} unreachable ({reason}); no run was '
+                    'started. Start the server (or unset MLFLOW_TRACKING_URI for the local mlflow.db) and rerun'
+                ) from None
+            replay_leftovers(self.client)
         self.set_tags(tags)
         self._ended = False
         self._pending = 'FAILED'
@@ -158,12 +218,16 @@ class TrackedRun:
             return
         self._ended = True
         if error:
-            self.client.set_tag(self.run_id, 'error', error[:5000])
-        self.client.set_terminated(self.run_id, status)
+            self.set_tags({'error': error[:5000]})
+        # force: the last chance to send what an outage queued before the process ends
+        self._log('status', force=True, status=status, end_time=int(time.time() * 1000))
+        if not self._spool.pending:
+            replay_leftovers(self.client)  # e.g. the queue of a torchrun worker that logged into this run
+        self._spool.left_behind()
         if self.marker is not None and status == 'FINISHED':
             self.marker.unlink(missing_ok=True)
         elif self.marker is not None and self.marker.parent.is_dir():
-            reason = error or self.client.get_run(self.run_id).data.tags.get('error', '')
+            reason = error or self._logged_error()
             self.marker.write_text(f'{status}: {reason}\nnot a complete run (MLflow run {self.run_id})\n')
         if self._previous_env is None:
             os.environ.pop('MLFLOW_RUN_ID', None)
@@ -189,7 +253,8 @@ class TrackedRun:
     def _excepthook(self, exc_type, exc, tb):
         self._pending = exit_status(exc)
         if self._pending == 'FAILED':
-            self.client.set_tag(self.run_id, 'error', one_line(exc)[:5000])
+            self._error = one_line(exc)[:5000]
+            self.set_tags({'error': self._error})
         (self._previous_excepthook or sys.__excepthook__)(exc_type, exc, tb)
 
     def _at_exit(self):
@@ -199,28 +264,49 @@ class TrackedRun:
         self._pending = 'KILLED'
         raise _SigTerm(128 + signum)
 
-    # -- logging ---------------------------------------------------------------------------------------------
+    def _logged_error(self) -> str:
+        """The run's ``error`` tag: this process's own, else the store's ('' while it cannot be reached)."""
+        if self._error is not None:
+            return self._error
+        try:
+            return self.client.get_run(self.run_id).data.tags.get('error', '')
+        except Exception as exc:
+            if unreachable(exc) is None:
+                raise
+            return ''
+
+    # -- logging: sent through the run's spool, which queues what an unreachable store cannot take ------------
+    @property
+    def _spool(self) -> Spool:
+        return Spool.of(self.client, self.run_id)
+
+    def _log(self, op: str, force: bool = False, **args) -> None:
+        self._spool.call(op, force=force, **args)
+
     def set_tags(self, tags: Mapping[str, object]) -> None:
-        from mlflow.entities import RunTag
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self._log('tags', tags={k: str(v) for k, v in tags.items()})
 
     def log_params(self, params: Mapping[str, object]) -> None:
         """Log params not logged yet (MLflow refuses to change a logged param: a resumed run keeps its own)."""
-        from mlflow.entities import Param
-        logged = self.client.get_run(self.run_id).data.params
-        new = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in logged]
-        if new:
-            self.client.log_batch(self.run_id, params=new)
+        self._log('params', params={k: str(v)[:6000] for k, v in params.items()})
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
-        from mlflow.entities import Metric
-        stamp = int(time.time() * 1000)
-        values = [Metric(k, float(v), stamp, step) for k, v in metrics.items() if v is not None]
-        for start in range(0, len(values), 900):  # MLflow takes at most 1,000 metrics per batch
-            self.client.log_batch(self.run_id, metrics=values[start:start + 900])
+        # stamped now, and queued with the stamp: a resend is then an identical metric, which MLflow ignores
+        self._log('metrics', metrics={k: float(v) for k, v in metrics.items() if v is not None}, step=int(step),
+                  timestamp=int(time.time() * 1000))
 
     def log_artifact(self, path: str | Path, artifact_path: Optional[str] = None) -> None:
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
+        self._log('artifact', path=str(path), artifact_path=artifact_path)
+
+    def log_image(self, image, artifact_file: str) -> None:
+        """An RGB ``uint8`` array as the PNG artifact ``artifact_file`` (as ``MlflowClient.log_image``)."""
+        import numpy as np
+        from PIL import Image
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / Path(artifact_file).name
+            Image.fromarray(np.asarray(image)).save(path)
+            parent = str(Path(artifact_file).parent)
+            self.log_artifact(path, None if parent == '.' else parent)
 
 
 class _SigTerm(SystemExit):
@@ -297,6 +383,7 @@ class TrackedMLflowVisBackend(MLflowVisBackend):
             self._run = TrackedRun(name, self._tags, uri=self._tracking_uri, experiment=self._exp_name).start()
             self._owned = True
         self._mlflow = self._run  # mmengine's base class checks this attribute to know it was initialised
+        self._last_steps: dict[str, int] = {}
 
     def _config_stem(self) -> str:
         filename = getattr(getattr(self, 'cfg', None), 'filename', None)
@@ -313,13 +400,12 @@ class TrackedMLflowVisBackend(MLflowVisBackend):
         if self._owned and config.get('work_dir'):
             self._run.marker = Path(config.work_dir) / 'INCOMPLETE'
         if self._owned and not self._run_name and config.filename:
-            self._run.client.set_tag(self._run.run_id, 'mlflow.runName',
-                                     f'{Path(config.filename).stem}-{time.strftime("%Y%m%d-%H%M%S")}')
+            self._run.set_tags({'mlflow.runName': f'{Path(config.filename).stem}-{time.strftime("%Y%m%d-%H%M%S")}'})
         self._run.log_params(self._params or config_params(config))
 
     @force_init_env
     def add_image(self, name: str, image, step: int = 0, **kwargs) -> None:
-        self._run.client.log_image(self._run.run_id, image, f'{name}_{step}.png')
+        self._run.log_image(image, f'{name}_{step}.png')
 
     @force_init_env
     def add_scalar(self, name: str, value, step: int = 0, **kwargs) -> None:
@@ -331,11 +417,21 @@ class TrackedMLflowVisBackend(MLflowVisBackend):
         for key, value in scalar_dict.items():
             if key.startswith('train/'):
                 key = key[len('train/'):]
+            if step > 0 and step <= self._last_step(key):
+                continue  # logged before a resume from an earlier checkpoint: keep one value per step
             try:
                 metrics[key] = float(value)
             except (TypeError, ValueError):  # non-scalar entries (e.g. per-class tables) are not metrics
                 continue
         self._run.log_metrics(metrics, step)
+        self._last_steps.update({key: step for key in metrics})
+
+    def _last_step(self, key: str) -> int:
+        """The last step of ``key`` already in the run (a reopened run holds the killed attempt's steps)."""
+        if key not in self._last_steps:
+            history = self._run.client.get_metric_history(self._run.run_id, key) if not self._owned else []
+            self._last_steps[key] = max((m.step for m in history), default=-1)
+        return self._last_steps[key]
 
     def close(self) -> None:
         if self._run is None:

@@ -66,15 +66,15 @@ class SlurmSettings:
         return parameters
 
 
-def find_root(start: Optional[Path] = None) -> Path:
-    """The repository the grid runs in: ``DVC_ROOT`` when DVC runs us, else the current directory's checkout
-    (the nearest folder up holding ``params.yaml`` and ``experiments/rows.yaml``)."""
-    here = Path(start or os.environ.get('DVC_ROOT') or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / 'params.yaml').is_file() and (folder / 'experiments' / 'rows.yaml').is_file():
-            return folder
-    raise LoGoSegUserError(f'no LoGoSeg checkout at or above {here} (params.yaml, experiments/rows.yaml); '
-                           'run from the repository root')
+def find_root() -> Path:
+    """The repository the grid runs in (``engine.tracking.repo_root``: the DVC repository of the current
+    directory, else ``DVC_ROOT``), checked to hold the grid."""
+    from ..engine.tracking import repo_root
+    root = repo_root()
+    if not (root / 'params.yaml').is_file() or not (root / 'experiments' / 'rows.yaml').is_file():
+        raise LoGoSegUserError(f'no LoGoSeg checkout at {root} (params.yaml, experiments/rows.yaml); '
+                               'run from the repository')
+    return root
 
 
 def load_params(root: Path) -> dict:

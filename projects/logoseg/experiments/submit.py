@@ -28,20 +28,25 @@ def grid_rows(root: Path) -> list[str]:
 
 
 def row_progress(root: Path, key: str, profile: str) -> dict:
-    """What the row's outputs say: ``fingerprint`` (of its current configuration), ``trained`` (a complete
-    training with it), ``complete`` (trained and evaluated: its metrics JSON exists), ``run_id`` (recorded by
-    ``run_row`` in the work dir)."""
+    """What the row's outputs say, as ``run_row`` reads them: ``fingerprint`` (of its current configuration),
+    ``trained`` (a complete training with it), ``complete`` (trained, and its metrics JSON records this training
+    and the current evaluation code: ``run_row`` would have nothing to redo), ``run_id`` (of the training)."""
     from ..engine.grid import load_row
     row = load_row(key, profile, root)
-    fingerprint = row.fingerprint(row.build_config())
-    done = json.loads(row.done_file.read_text()) if row.done_file.is_file() else {}
-    state_file = row.work_dir / 'run.json'
-    state = json.loads(state_file.read_text()) if state_file.is_file() else {}
-    trained = done.get('fingerprint') == fingerprint
-    return dict(fingerprint=fingerprint, trained=trained, complete=trained and row.metrics_file.is_file(),
-                run_id=done.get('run_id') if trained else state.get('run_id')
-                if state.get('fingerprint') == fingerprint else None,
-                row=row)
+    fingerprint = row.fingerprint  # builds and checks the row's config: a bad knob stops here, in one line
+    done = read_json(row.done_file)
+    trained = done.get('fingerprint') == fingerprint and (row.work_dir / done.get('checkpoint', '')).is_file()
+    recorded = read_json(row.metrics_file).get('run', {})
+    complete = trained and recorded.get('fingerprint') == fingerprint \
+        and recorded.get('evaluation') == row.evaluation_fingerprint
+    state = read_json(row.work_dir / 'run.json')
+    run_id = done.get('run_id') if trained else state.get('run_id') if state.get('fingerprint') == fingerprint \
+        else None
+    return dict(fingerprint=fingerprint, trained=trained, complete=complete, run_id=run_id, row=row)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def submit(root: Path, profile: str, rows: Optional[list[str]] = None, out=sys.stdout) -> dict[str, str]:

@@ -31,17 +31,16 @@ from mmengine.runner import Runner
 from mmseg.registry import DATASETS
 
 from ..datasets import DatasetNotFoundError
-from ..engine.tracking import TrackedRun
+from ..engine.tracking import TrackedRun, relative_to_repo, repo_root
 from ..utils.errors import LoGoSegUserError
 
 BENCHMARKS = ('ade847', 'pc459', 'ade150', 'pc59', 'voc20', 'voc20b')  # the paper's column order
-EVAL_CONFIGS = Path(__file__).resolve().parents[3] / 'configs' / 'eval'
 REPORTED = ('mIoU', 'aAcc', 'mAcc', 'hallucination_rate', 'hallucinated_classes')
 
 
 def load_eval_config(benchmark: str, model_config: str, cfg_options: Optional[dict] = None) -> Config:
     """``configs/eval/<benchmark>.py`` with ``model_config`` as its model (the LOGOSEG_MODEL variable)."""
-    path = EVAL_CONFIGS / f'{benchmark}.py'
+    path = repo_root() / 'configs' / 'eval' / f'{benchmark}.py'  # the checkout being worked on
     if not path.is_file():
         raise LoGoSegUserError(f'evaluation config {path} not found; run from a LoGoSeg source checkout')
     if not osp.isfile(model_config):
@@ -162,7 +161,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         run()  # a grid row's run (or rank 0's) receives the metrics
         return
     # one MLflow run for the whole evaluation: the Runner of each benchmark logs <benchmark>/<metric> into it
-    tags = dict(kind='evaluation', checkpoint=osp.abspath(args.checkpoint))
+    tags = dict(kind='evaluation', checkpoint=relative_to_repo(args.checkpoint))
     with TrackedRun(f'evaluate-{Path(args.model_config).stem}', tags) as tracked:
         run()
         tracked.log_artifact(args.out)

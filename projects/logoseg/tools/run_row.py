@@ -2,17 +2,24 @@
 
     python -m logoseg.tools.run_row t4_lambda0_r8 [--profile smoke]
 
-Builds the row's config (``experiments/rows.yaml`` knobs on the profile's backbone config), opens the row's
-MLflow run (first marking a RUNNING one left by a killed process KILLED), trains with mmengine's Runner
-(through ``torchrun`` when the profile asks for several GPUs), writes the training curve and ``done.json``,
-then evaluates the final checkpoint on the six benchmarks (``evaluate_all``), measures parameters, GFLOPs,
-latency and peak memory at the test protocol's input, and writes the metrics JSON that DVC tracks. The run
+Builds the row's config (``experiments/rows.yaml`` knobs on the profile's backbone config) and checks it by
+building its model, before any output of the row is touched. Then it trains with mmengine's Runner
+(through ``torchrun`` when the profile asks for several GPUs) in the configuration's own work dir
+``results/<profile>/train/<row>/<fingerprint>/``, writes the training curve and ``done.json``, evaluates the
+final checkpoint on the six benchmarks (``evaluate_all``), measures parameters, GFLOPs, latency and peak
+memory at the test protocol's input, and writes the metrics JSON that DVC tracks, all in one MLflow run that
 ends FINISHED only when all of it succeeded.
 
-A work dir without ``done.json`` is an unfinished training: rerunning resumes it from its last checkpoint
-when the configuration is unchanged. A complete training with the same fingerprint (config, model code,
-data version) is not redone: after a change of evaluation code, or a switch of profiles and back, the row is
-only evaluated again, in its own run.
+What a rerun does (nothing complete is ever deleted):
+- an unfinished training of this configuration (no ``done.json``) resumes from its last checkpoint, in its
+  own MLflow run;
+- a complete training of this configuration is not redone, only evaluated again: in its run when that run
+  did not finish, else in a new run of the row, so a failed re-evaluation leaves the FINISHED run, the
+  metrics JSON and the tables as they were;
+- trainings of other configurations stay in their own work dirs; switching a knob back finds them.
+  ``python -m logoseg.tools.run_row --prune`` removes those that no row's current configuration uses.
+
+A failure prints one line naming the problem (the traceback goes to ``results/<profile>/logs/<row>.log``).
 """
 from __future__ import annotations
 
@@ -24,13 +31,21 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 from ..utils.errors import LoGoSegUserError
-from ..engine.grid import Row, load_row, write_json
+from ..engine.grid import Row, load_row, row_keys, write_json
 from ..engine.preemption import install as install_preemption, with_preemption
-from ..engine.tracking import EXPERIMENT, TrackedRun, mark_stale_runs, tracking_uri
+from ..engine.spool import shown_uri, unreachable
+from ..engine.tracking import (EXPERIMENT, TrackedRun, mark_stale_runs, one_line, relative_to_repo, repo_root,
+                               tracking_uri)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def data_version(row: Row) -> str:
@@ -40,34 +55,60 @@ def data_version(row: Row) -> str:
     return json.loads(row.data_manifest.read_text())['version']
 
 
-def open_run(row: Row, run_id: Optional[str] = None, marker: Optional[Path] = None) -> TrackedRun:
-    tags = row.tags()
-    tags['data_version'] = data_version(row)
+def start_run(row: Row, run_id: Optional[str] = None, marker: Optional[Path] = None,
+              tags: Optional[dict] = None) -> TrackedRun:
+    """Open (``run_id``) or create the row's run with its tags and params: the grid's knobs first, so
+    mmengine's backend adds only the rest. A RUNNING run of the row left by a dead process is marked KILLED."""
+    tags = dict(row.tags(), data_version=data_version(row), **(tags or {}))
     if os.environ.get('DVC_EXP_NAME'):
         tags['dvc_exp'] = os.environ['DVC_EXP_NAME']
     run = TrackedRun(row.key, tags, run_id=run_id, marker=marker)
-    mark_stale_runs(run.client, EXPERIMENT, dict(row=row.key, profile=row.profile))
-    if run_id is not None:
-        try:
-            run.client.get_run(run_id)
-        except Exception:  # the store was replaced (another machine, a wiped mlflow.db): start a new run
-            run.run_id = None
-    return run
-
-
-def start_run(row: Row, run_id: Optional[str] = None, marker: Optional[Path] = None) -> TrackedRun:
-    """Open the row's run with its params: the grid's knobs first, so mmengine's backend adds only the rest."""
-    run = open_run(row, run_id, marker).start()
+    with store_needed():
+        mark_stale_runs(run.client, EXPERIMENT, dict(row=row.key, profile=row.profile))
+    run.start()
     run.log_params(row.params())
     return run
 
 
+def run_status(run_id: Optional[str]) -> Optional[str]:
+    """Status of ``run_id`` in the store, None when the store does not have it (wiped, another machine)."""
+    from mlflow import MlflowClient
+    if not run_id:
+        return None
+    with store_needed():
+        try:
+            return MlflowClient(tracking_uri()).get_run(run_id).info.status
+        except Exception as err:
+            if getattr(err, 'error_code', None) == 'RESOURCE_DOES_NOT_EXIST':
+                return None
+            raise
+
+
+@contextmanager
+def store_needed():
+    """Before a row starts, an unreachable tracking store stops it with one line (nothing has run yet);
+    once it runs, an outage only queues its logging (``engine/spool.py``)."""
+    try:
+        yield
+    except Exception as err:
+        reason = unreachable(err)
+        if reason is None:
+            raise
+        raise LoGoSegUserError(f'MLflow tracking at {shown_uri(tracking_uri())} unreachable ({reason}); nothing '
+                               'was run. Start the server (or unset MLFLOW_TRACKING_URI for the local mlflow.db) '
+                               'and rerun') from None
+
+
+def scalar_records(work_dir: Path) -> list[dict]:
+    """mmengine's ``scalars.json`` records of every attempt of this training, in the order they were run."""
+    files = sorted(work_dir.glob('*/vis_data/scalars.json'), key=lambda p: p.stat().st_mtime)
+    return [json.loads(line) for path in files for line in path.read_text().splitlines() if line.strip()]
+
+
 def write_curve(row: Row) -> None:
     """The training curve (iteration, loss, head learning rate) from mmengine's scalars.json, as a DVC plot."""
-    files = sorted(row.work_dir.glob('*/vis_data/scalars.json'), key=lambda p: p.stat().st_mtime)
-    records = [json.loads(line) for path in files for line in path.read_text().splitlines() if line.strip()]
     points = {}
-    for record in records:
+    for record in scalar_records(row.work_dir):
         loss = record.get('train/loss', record.get('loss'))
         if loss is not None:
             points[record['step']] = (loss, record.get('train/lr', record.get('lr')))
@@ -81,62 +122,112 @@ def write_curve(row: Row) -> None:
     tmp.replace(row.curve_file)
 
 
+CURVE_METRICS = ('loss', 'lr', 'encoder_lr')
+
+
+def log_curve(row: Row, run: TrackedRun) -> None:
+    """Log the training's curves from its work dir into a run that did not see the training (a re-evaluation,
+    or a run recreated after the store was lost): loss, learning rates and the validation figures."""
+    points: dict[tuple[str, int], float] = {}
+    for record in scalar_records(row.work_dir):
+        for key, value in record.items():
+            name = key.removeprefix('train/')
+            if (name in CURVE_METRICS or key.startswith('val/')) and isinstance(value, (int, float)):
+                points[name, int(record['step'])] = float(value)  # a resumed attempt's value wins
+    steps: dict[int, dict] = {}
+    for (name, step), value in points.items():
+        steps.setdefault(step, {})[name] = value
+    for step in sorted(steps):
+        run.log_metrics(steps[step], step)
+
+
 def train_worker(row: Row) -> None:
     """One torchrun worker: train under mmengine's ``pytorch`` launcher (the parent owns run and outputs)."""
     from mmengine.runner import Runner
     cfg = row.build_config()
-    state = json.loads((row.work_dir / 'run.json').read_text())
+    state = read_json(row.work_dir / 'run.json')
     cfg.resume = state['resume']
     cfg.launcher = 'pytorch'
     Runner.from_cfg(with_preemption(cfg)).train()
 
 
 def run_row(row: Row) -> None:
-    """Train (or resume, or keep a complete training), then evaluate; one MLflow run throughout."""
-    from mmengine.runner import Runner
-    cfg = row.build_config()
-    fingerprint = row.fingerprint(cfg)
-    done = json.loads(row.done_file.read_text()) if row.done_file.is_file() else {}
-    trained = done.get('fingerprint') == fingerprint and Path(done.get('checkpoint', '')).is_file()
-    state_file = row.work_dir / 'run.json'
-    state = json.loads(state_file.read_text()) if state_file.is_file() else {}
-    resume = not trained and state.get('fingerprint') == fingerprint \
-        and (row.work_dir / 'last_checkpoint').is_file()
-    if not trained and not resume and row.work_dir.exists():
-        shutil.rmtree(row.work_dir)  # another configuration's training: start afresh
-    if row.metrics_file.exists():
-        row.metrics_file.unlink()  # an old file must not pass for this run's result
-    run_id = done['run_id'] if trained else state.get('run_id') if resume else None
-    with start_run(row, run_id, row.work_dir / 'INCOMPLETE') as run:
-        if trained:
-            print(f'{row.key}: training complete with this configuration ({row.done_file}); evaluating it')
+    """Train (or resume, or keep a complete training), then evaluate; see the module docstring."""
+    cfg = row.build_config()  # checks the row: a bad knob stops here, with nothing touched
+    fingerprint, work_dir = row.fingerprint, row.work_dir
+    done = read_json(row.done_file)
+    trained = done.get('fingerprint') == fingerprint and (work_dir / done.get('checkpoint', '')).is_file()
+    state_file = work_dir / 'run.json'
+    state = read_json(state_file)
+    resume = not trained and state.get('fingerprint') == fingerprint and (work_dir / 'last_checkpoint').is_file()
+    if read_json(row.metrics_file).get('run', {}).get('fingerprint') != fingerprint:
+        row.metrics_file.unlink(missing_ok=True)  # another configuration's result must not pass for this one's
+    if trained:
+        run_id = done['run_id']
+        status = run_status(run_id)
+        recorded = read_json(row.metrics_file).get('run', {})
+        if status == 'FINISHED' and recorded == dict(run_id=run_id, fingerprint=fingerprint,
+                                                     evaluation=row.evaluation_fingerprint):
+            print(f'{row.key}: trained and evaluated with this configuration and code (MLflow run {run_id}); '
+                  'nothing to redo')
+            return
+        if status is None or status == 'FINISHED':  # lost, or complete: a new run, the good one stays as it is
+            with start_run(row, tags=dict(training_run=run_id)) as run:
+                print(f'{row.key}: training complete with this configuration ({relative_to_repo(work_dir)}); '
+                      f'evaluating it in a new run {run.run_id}')
+                write_curve(row)
+                log_curve(row, run)
+                evaluate(row, run, work_dir / done['checkpoint'])
+                write_json(dict(done, run_id=run.run_id), row.done_file)
+            return
+        with start_run(row, run_id) as run:  # its evaluation did not finish: evaluate again in that run
+            print(f'{row.key}: training complete with this configuration; evaluating it')
             write_curve(row)
-        else:
-            row.work_dir.mkdir(parents=True, exist_ok=True)
-            write_json(dict(run_id=run.run_id, fingerprint=fingerprint, resume=resume), state_file)
-            gpus = int(row.settings.get('gpus') or 0)
-            if gpus > 1:
-                command = [sys.executable, '-m', 'torch.distributed.run', f'--nproc-per-node={gpus}', '-m',
-                           'logoseg.tools.run_row', row.key, '--profile', row.profile, '--launcher', 'pytorch']
-                result = subprocess.run(command, env=dict(os.environ, MLFLOW_RUN_ID=run.run_id))
-                if result.returncode != 0:
-                    raise LoGoSegUserError(f'training of {row.key} failed in torchrun (exit {result.returncode});'
-                                           f' rerun to resume from its last checkpoint in {row.work_dir}')
-            else:
-                cfg.resume = resume
-                runner = Runner.from_cfg(with_preemption(cfg))
-                runner.train()
-                del runner
-            cfg.dump(str(row.work_dir / 'config.py'))
-            _finish_training(row, fingerprint, run.run_id)
-        done = json.loads(row.done_file.read_text())
-        if done['run_id'] != run.run_id:  # the store lost the old run (wiped mlflow.db, another machine)
-            write_json(dict(done, run_id=run.run_id), row.done_file)
-        evaluate(row, run, Path(done['checkpoint']))
+            evaluate(row, run, work_dir / done['checkpoint'])
+        return
+    run_id = state.get('run_id') if resume else None
+    recreated = resume and run_status(run_id) is None
+    with start_run(row, None if recreated else run_id, work_dir / 'INCOMPLETE') as run:
+        if recreated:
+            log_curve(row, run)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            relocate_last_checkpoint(work_dir)
+        write_json(dict(run_id=run.run_id, fingerprint=fingerprint, resume=resume), state_file)
+        train(row, cfg, run, resume)
+        cfg.dump(str(work_dir / 'config.py'))
+        _finish_training(row, fingerprint, run.run_id)
+        evaluate(row, run, work_dir / 'final.pth')
+
+
+def train(row: Row, cfg, run: TrackedRun, resume: bool) -> None:
+    from mmengine.runner import Runner
+    gpus = int(row.settings.get('gpus') or 0)
+    if gpus > 1:
+        command = [sys.executable, '-m', 'torch.distributed.run', f'--nproc-per-node={gpus}', '-m',
+                   'logoseg.tools.run_row', row.key, '--profile', row.profile, '--launcher', 'pytorch']
+        result = subprocess.run(command, env=dict(os.environ, MLFLOW_RUN_ID=run.run_id))
+        if result.returncode != 0:
+            raise LoGoSegUserError(f'training of {row.key} failed in torchrun (exit {result.returncode}); rerun '
+                                   f'to resume from its last checkpoint in {relative_to_repo(row.work_dir)}')
+        return
+    cfg.resume = resume
+    runner = Runner.from_cfg(with_preemption(cfg))
+    runner.train()
+    del runner
+
+
+def relocate_last_checkpoint(work_dir: Path) -> None:
+    """mmengine records the last checkpoint by absolute path: after the checkout moved, point it at the same
+    file in this work dir, so the training resumes instead of failing."""
+    pointer = work_dir / 'last_checkpoint'
+    recorded = Path(pointer.read_text().strip())
+    if not recorded.is_file() and (work_dir / recorded.name).is_file():
+        pointer.write_text(str(work_dir / recorded.name))
 
 
 def _finish_training(row: Row, fingerprint: str, run_id: str) -> None:
-    last = (row.work_dir / 'last_checkpoint').read_text().strip()
+    last = Path((row.work_dir / 'last_checkpoint').read_text().strip())
     final, tmp = row.work_dir / 'final.pth', row.work_dir / '.final.pth.tmp'
     tmp.unlink(missing_ok=True)
     try:
@@ -145,8 +236,23 @@ def _finish_training(row: Row, fingerprint: str, run_id: str) -> None:
         shutil.copyfile(last, tmp)
     tmp.replace(final)
     write_curve(row)
-    write_json(dict(run_id=run_id, fingerprint=fingerprint, checkpoint=str(final),
+    write_json(dict(run_id=run_id, fingerprint=fingerprint, checkpoint=final.name,
                     finished=time.strftime('%Y-%m-%dT%H:%M:%S')), row.done_file)
+
+
+def prune(profile: str, dry_run: bool = False) -> list[Path]:
+    """Remove the work dirs under ``results/<profile>/train/`` that no row's current configuration uses."""
+    keep, removed = set(), []
+    for key in row_keys():
+        row = load_row(key, profile)
+        keep.add(row.work_dir)
+    for train_dir in sorted((repo_root() / 'results' / profile / 'train').glob('*')):
+        for work_dir in sorted(p for p in train_dir.iterdir() if p.is_dir()):
+            if work_dir not in keep:
+                removed.append(work_dir)
+                if not dry_run:
+                    shutil.rmtree(work_dir)
+    return removed
 
 
 def efficiency(config: Path, checkpoint: Path) -> dict:
@@ -212,40 +318,81 @@ def _dataset_classes(cfg) -> tuple[str, ...]:
 
 
 def evaluate(row: Row, run: TrackedRun, checkpoint: Path) -> None:
-    """The six benchmarks and the efficiency figures into ``run`` and the row's metrics JSON."""
+    """The six benchmarks and the efficiency figures into ``run``, then the row's metrics JSON (replaced only
+    when all of it succeeded: a failed evaluation leaves the previous result as it was)."""
     from .evaluate_all import evaluate_all
-    options = {}
-    if row.settings.get('data_root'):
-        options['test_dataloader.dataset.data_root'] = row.settings['data_root']
     results = evaluate_all(str(row.work_dir / 'config.py'), str(checkpoint),
                            str(row.eval_dir / 'benchmarks_so_far.json'), work_dir=str(row.eval_dir),
-                           cfg_options=options)
+                           cfg_options=row.test_options())
     results['efficiency'] = efficiency(row.work_dir / 'config.py', checkpoint)
     figures = results['efficiency']
     run.log_metrics({k: v for k, v in figures.items() if not k.endswith('input')})
     run.set_tags(dict(protocol_input=figures['input'], flops_input=figures['flops_input']))
-    write_json(results, row.metrics_file)
-    for path in (row.metrics_file, row.work_dir / 'config.py', row.curve_file):
+    results['run'] = dict(run_id=run.run_id, fingerprint=row.fingerprint, evaluation=row.evaluation_fingerprint)
+    for path in (row.work_dir / 'config.py', row.curve_file):
         run.log_artifact(path)
+    write_json(results, row.metrics_file)
+    run.log_artifact(row.metrics_file)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='python -m logoseg.tools.run_row', description=__doc__.split('\n')[0])
-    parser.add_argument('row', help='a key of experiments/rows.yaml, e.g. t4_lambda0_r8')
+    parser.add_argument('row', nargs='?', help='a key of experiments/rows.yaml, e.g. t4_lambda0_r8')
     parser.add_argument('--profile', choices=['smoke', 'paper'], help="default: params.yaml's profile")
+    parser.add_argument('--prune', action='store_true',
+                        help="remove the trainings of configurations that no row of the profile uses now")
+    parser.add_argument('--dry-run', action='store_true', help='with --prune: list them, remove nothing')
     parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none', help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if (args.row is None) != args.prune:
+        parser.error('give a row, or --prune')
+    return args
+
+
+def run_repository_code(argv: list[str]) -> None:
+    """Run the repository's own package: with an editable install of another clone (or of the workspace, in a
+    DVC experiment's copy) the imported ``logoseg`` is not the code DVC tracks for this stage."""
+    package = repo_root() / 'projects' / 'logoseg'
+    here = Path(__file__).resolve().parents[1]
+    if package.is_dir() and package.resolve() != here and not os.environ.get('LOGOSEG_REEXEC'):
+        path = os.pathsep.join(filter(None, [str(package.parent), os.environ.get('PYTHONPATH')]))
+        env = dict(os.environ, PYTHONPATH=path, LOGOSEG_REEXEC='1')
+        os.execve(sys.executable, [sys.executable, '-m', 'logoseg.tools.run_row', *argv], env)
 
 
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    run_repository_code(argv)
     install_preemption()  # under SLURM (LOGOSEG_PREEMPTIBLE): checkpoint and exit on the preemption signal
-    row = load_row(args.row, args.profile)
-    os.environ.setdefault('MLFLOW_TRACKING_URI', tracking_uri())
-    if args.launcher == 'pytorch':
-        train_worker(row)
-    else:
-        run_row(row)
+    profile = args.profile
+    row = None
+    try:
+        if args.prune:
+            profile = profile or load_row(next(iter(row_keys())), None).profile
+            for path in prune(profile, args.dry_run):
+                print(f'{"would remove" if args.dry_run else "removed"} {relative_to_repo(path)}')
+            return
+        row = load_row(args.row, profile)
+        os.environ.setdefault('MLFLOW_TRACKING_URI', tracking_uri())
+        if args.launcher == 'pytorch':
+            train_worker(row)
+        else:
+            run_row(row)
+    except KeyboardInterrupt:
+        print(f'logoseg: {args.row}: interrupted; `dvc repro row@{args.row}` resumes it from its last checkpoint',
+              file=sys.stderr)
+        sys.exit(130)
+    except Exception as err:  # one line on the terminal; the traceback in the row's log
+        where = ''
+        if row is not None:
+            row.log_file.parent.mkdir(parents=True, exist_ok=True)
+            with open(row.log_file, 'a', encoding='utf-8') as log:
+                log.write(f'--- {time.strftime("%Y-%m-%dT%H:%M:%S")} {args.row}\n{traceback.format_exc()}')
+            where = f' (traceback in {relative_to_repo(row.log_file)})'
+        message = str(err) if isinstance(err, LoGoSegUserError) else one_line(err)
+        print(f'logoseg: error: {args.row or "prune"}: {message}{where}', file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == '__main__':
