@@ -106,7 +106,9 @@ def grid(slurm_cluster, mlflow_server, tmp_path_factory):
     proc = subprocess.run([str(BIN / 'dvc'), 'repro', 'data_smoke'], cwd=root, env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for label in (root / 'prepared' / 'smoke_standins' / 'prepared' / 'pc59' / 'train').rglob('*.png'):
+    labels = root / 'prepared' / 'smoke_standins' / 'prepared' / 'pc59' / 'train'
+    shutil.copytree(labels, root.parent / 'pc59_train_labels')  # restored before DVC looks at the data
+    for label in labels.rglob('*.png'):
         label.write_bytes(b'not a png')
     return root, env
 
@@ -233,6 +235,25 @@ def test_status_shows_each_row(submitted):
     assert lines[CRASHING].startswith(f'{CRASHING}: failed (failed): run_row exited with status 1')
     for row in ROWS:
         assert 'MLflow run ' in lines[row] and ' | log results/smoke/slurm/' in lines[row]
+
+
+def test_dvc_repro_records_the_rows_the_cluster_finished_without_training_them(grid, submitted):
+    """DVC deletes a stage's non-persistent outputs (the metrics JSON) before running it: run_row then finds the
+    complete training and evaluates it again, in its run; nothing is trained. A second repro is a no-op."""
+    root, env = grid
+    labels = root / 'prepared' / 'smoke_standins' / 'prepared' / 'pc59' / 'train'
+    shutil.rmtree(labels)
+    shutil.copytree(root.parent / 'pc59_train_labels', labels)
+    stages = [f'row@{PREEMPTED}', f'row@{PLAIN}']
+    dvc = [str(BIN / 'dvc'), 'repro', *stages]
+    first = subprocess.run(dvc, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    output = first.stdout + first.stderr
+    assert 'Iter(train)' not in output, output[-3000:]
+    assert output.count('training complete with this configuration') == 2, output[-3000:]
+    assert all(f"stage '{stage}'" in output for stage in stages)  # run (seconds) and recorded in dvc.lock
+    again = subprocess.run(dvc, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and 'Running stage' not in again.stdout, again.stdout[-3000:]
 
 
 def test_a_row_preempted_more_than_max_requeues_ends_failed(grid, mlflow_server, submitted):
