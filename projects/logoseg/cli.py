@@ -38,10 +38,24 @@ def _parser() -> argparse.ArgumentParser:
     seg.add_argument('--device', default='cpu', help='cpu, cuda or cuda:<index> (default: cpu)')
     seg.add_argument('--mode', choices=('whole', 'slide', 'slide_global'),
                      help="inference mode (default: the config's); slide modes cover large images in windows")
+    seg.add_argument('--legend-entries', type=_positive_int, default=12, metavar='N',
+                     help='overlay legend lines at most: the largest classes, the rest as "+ K more" (default: 12)')
+    seg.add_argument('--side-by-side', action='store_true',
+                     help='overlays show the image left of the coloured one (default: the coloured image only)')
     seg.add_argument('--cache-dir', type=Path,
                      help='text-embedding cache folder (default: $LOGOSEG_CACHE_DIR or ~/.cache/logoseg)')
     seg.set_defaults(run=segment_command)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a positive whole number')
+    return value
 
 
 def parse_vocabulary(args: argparse.Namespace) -> tuple[str, ...]:
@@ -118,7 +132,8 @@ def segment_command(args: argparse.Namespace) -> int:
         for path, relative in images:
             try:
                 result = predictor.segment(path, vocabulary)
-                write_result(result, str(path), args.out, relative, predictor)
+                write_result(result, str(path), args.out, relative, predictor, max_legend=args.legend_entries,
+                             side_by_side=args.side_by_side)
                 done += 1
             except LoGoSegUserError as err:
                 bar.write(f'logoseg: error: {err}', file=sys.stderr)
@@ -126,11 +141,21 @@ def segment_command(args: argparse.Namespace) -> int:
             except OSError as err:  # writing the outputs: disk full, permissions
                 bar.write(f'logoseg: error: {path}: outputs not written ({err})', file=sys.stderr)
                 failed += 1
+            except Exception as err:  # noqa: BLE001  one image the model or the drawing cannot handle
+                # costs that image, never the run: the line names it and the error, the others are written
+                bar.write(f'logoseg: error: {path}: not segmented ({type(err).__name__}: {_first_line(err)}); '
+                          'the other images go on', file=sys.stderr)
+                failed += 1
             bar.update()
     seconds = time.perf_counter() - start
     print(f'logoseg segment: {done} done, {failed} failed in {seconds:.1f} s '
           f'({seconds / max(len(images), 1):.2f} s/image); outputs in {args.out}', file=sys.stderr)
     return 1 if failed else 0
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else 'no message'
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,7 +25,7 @@ def small_image():
 
 
 def test_segment_returns_labels_scores_prior_and_vocabulary(predictor, small_image):
-    result = predictor.segment(small_image, VOCAB)
+    result = predictor.segment(small_image, VOCAB, scores=True)
     assert result.vocabulary == VOCAB and result.label_map.shape == (72, 72)
     assert result.scores.shape == (4, 72, 72) and ((result.scores >= 0) & (result.scores <= 1)).all()
     assert np.array_equal(result.label_map, result.scores.argmax(0))
@@ -37,8 +37,8 @@ def test_segment_returns_labels_scores_prior_and_vocabulary(predictor, small_ima
 
 
 def test_label_i_means_vocabulary_i_whatever_the_order(predictor, small_image):
-    forward = predictor.segment(small_image, VOCAB)
-    backward = predictor.segment(small_image, VOCAB[::-1])
+    forward = predictor.segment(small_image, VOCAB, scores=True)
+    backward = predictor.segment(small_image, VOCAB[::-1], scores=True)
     assert np.allclose(backward.scores, forward.scores[::-1], atol=1e-5)
     assert np.allclose(backward.object_prior, forward.object_prior[::-1], atol=1e-6)
     top2 = np.sort(forward.scores, axis=0)[-2:]
@@ -87,7 +87,7 @@ def test_shipped_vocabulary_names_and_bad_vocabularies(predictor, small_image):
 
 @pytest.mark.parametrize('size', [(3, 5), (7, 30)])
 def test_images_smaller_than_a_patch_are_segmented(predictor, small_image, size):
-    result = predictor.segment(small_image[:size[0], :size[1]], VOCAB)
+    result = predictor.segment(small_image[:size[0], :size[1]], VOCAB, scores=True)
     assert result.label_map.shape == size and result.scores.shape == (4, *size)
 
 
@@ -96,7 +96,7 @@ def test_slide_modes_cover_large_images(smoke_checkpoint, small_image, mode):
     large = np.tile(small_image, (2, 2, 1))[:90, :110]  # larger than the 64x64 window in both directions
     windowed = LoGoSegPredictor(SMOKE_CONFIG, smoke_checkpoint, mode=mode)
     assert windowed.model.test_cfg['crop_size'] == (64, 64) and windowed.model.test_cfg['stride'] == (42, 42)
-    result = windowed.segment(large, VOCAB)
+    result = windowed.segment(large, VOCAB, scores=True)
     assert result.label_map.shape == (90, 110) and ((result.scores >= 0) & (result.scores <= 1)).all()
     assert np.array_equal(result.label_map, result.scores.argmax(0))
 
