@@ -140,3 +140,38 @@ def test_bad_device_and_mode_are_refused(smoke_checkpoint):
     if not torch.cuda.is_available():
         with pytest.raises(LoGoSegUserError, match='CUDA is not available'):
             LoGoSegPredictor(SMOKE_CONFIG, smoke_checkpoint, device='cuda')
+
+
+def test_label_map_matches_mmseg_when_the_protocol_resizes(smoke_checkpoint, small_image):
+    """With a test pipeline that resizes (as every paper config does, to 640x640), the predictor builds the
+    label map at the image's size class chunk by class chunk; it must equal MMSeg's resize-everything result."""
+    from mmengine.config import Config
+    from mmseg.apis import inference_model, init_model
+    cfg = Config.fromfile(str(SMOKE_CONFIG))
+    cfg.test_pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(40, 40), keep_ratio=False),
+                         dict(type='PackSegInputs')]
+    cfg.model.test_cfg = dict(mode='slide_global', crop_size=(32, 32), stride=(16, 16))
+    image = np.ascontiguousarray(np.tile(small_image, (2, 2, 1))[:97, :131])
+    vocabulary = ('wall', 'floor', 'sky', 'tree', 'grass', 'road', 'water')
+    result = LoGoSegPredictor(cfg, smoke_checkpoint).segment(image, vocabulary, scores=True)
+    model = init_model(cfg, str(smoke_checkpoint), device='cpu')
+    model.set_vocabulary(vocabulary)
+    expected = inference_model(model, np.ascontiguousarray(image[..., ::-1]))
+    assert result.label_map.shape == (97, 131) and len(np.unique(result.label_map)) >= 2
+    assert np.array_equal(result.label_map, expected.pred_sem_seg.data[0].numpy())
+    assert np.allclose(result.scores, expected.seg_logits.data.numpy(), atol=1e-6)  # slide_global: probabilities
+    assert np.array_equal(result.label_map, result.scores.argmax(0))
+
+
+def test_scores_at_image_size_only_when_asked(predictor, small_image):
+    assert predictor.segment(small_image, VOCAB).scores is None
+
+
+def test_colours_follow_the_class_name_and_differ_for_classes_present(predictor, small_image):
+    first = predictor.segment(small_image, ('wall', 'floor', 'sky', 'tree'))
+    second = predictor.segment(small_image, ('tree', 'car', 'sky', 'person', 'wall', 'floor'))
+    own = dict(zip(first.vocabulary, first.palette))
+    assert dict(zip(second.vocabulary, second.palette))['sky'] == own['sky']
+    assert {name: colour for name, colour in zip(second.vocabulary, second.palette) if name in own} == own
+    present = [first.palette[i] for i in np.unique(first.label_map)]
+    assert len(set(present)) == len(present)

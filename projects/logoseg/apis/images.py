@@ -38,7 +38,7 @@ def read_image(image: ImageInput) -> np.ndarray:
             opened.load()  # decodes now: a truncated file fails here, not half-way through the model
             return _pil_to_rgb(ImageOps.exif_transpose(opened), str(path))
     except Image.DecompressionBombError:
-        raise LoGoSegUserError(f'{path}: larger than the {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels Pillow '
+        raise LoGoSegUserError(f'{path}: larger than the {2 * Image.MAX_IMAGE_PIXELS / 1e6:.3g} megapixels Pillow '
                                'opens (its guard against decompression bombs); downscale it, or raise '
                                'PIL.Image.MAX_IMAGE_PIXELS in Python if you trust the file') from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
