@@ -300,3 +300,16 @@ def test_every_odd_image_is_segmented_or_skipped_in_one_line(small_images, smoke
         assert cv2.imread(str(out / 'labels' / f'{stem}.png'), cv2.IMREAD_UNCHANGED).shape == size
     overlay = np.asarray(Image.open(out / 'overlays' / 'one_pixel.png'))
     assert overlay.shape[0] > 20 and overlay.shape[1] > 40  # the legend stays readable beside one pixel
+
+
+def test_help_imports_no_heavy_library(tmp_path):
+    """`logoseg --help` answers at once: the console script defers torch, MMSeg and open_clip (seconds of
+    imports) until a command runs."""
+    probe = ("import sys; sys.argv = ['logoseg', '--help']\n"
+             'from logoseg.cli import main\n'
+             'try:\n    main()\nexcept SystemExit:\n    pass\n'
+             "print('HEAVY', sorted(m for m in ('torch', 'mmseg', 'mmengine', 'open_clip', 'cv2') if m in sys.modules))")
+    env = dict(os.environ, PYTHONPATH=str(REPO / 'projects'))
+    proc = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, env=env, timeout=120)
+    assert 'logoseg segment' in proc.stdout or 'COMMAND' in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == 'HEAVY []', proc.stdout + proc.stderr

@@ -162,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``logoseg`` command; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
+        from . import register
+        register()  # deferred by the console script until the arguments are known to be runnable
         return args.run(args)
     except LoGoSegUserError as err:
         print(f'logoseg: error: {err}', file=sys.stderr)

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..utils.palette import first_name
+from ..utils.vocab import first_synonym
 
 MAX_LEGEND_ENTRIES = 12
 # Legend text height as a share of the drawn width (image, or image | overlay): about 15 px when the whole
@@ -31,7 +31,7 @@ def legend_entries(label_map: np.ndarray, classes: Sequence[str],
     present = [int(i) for i in np.argsort(-counts, kind='stable') if counts[i] > 0]
     total = max(int(counts.sum()), 1)
     shown = present if len(present) <= max_entries else present[:max(max_entries - 1, 1)]
-    entries: list[tuple[int | None, str]] = [(i, f'{_short(first_name(classes[i]))}  {_percent(counts[i] / total)}')
+    entries: list[tuple[int | None, str]] = [(i, f'{_short(first_synonym(classes[i]))}  {_percent(counts[i] / total)}')
                                              for i in shown]
     if len(shown) < len(present):
         rest = present[len(shown):]

@@ -14,6 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .vocab import first_synonym
+
 PRIMARY = 96  # the colours a class's name picks from; the others (to 256) serve clashes only
 PALETTE_SIZE = 256
 
@@ -50,16 +52,11 @@ def base_palette() -> tuple[tuple[int, int, int], ...]:
     return tuple(tuple(int(c) for c in grid[i]) for i in chosen)
 
 
-def first_name(name: str) -> str:
-    """A class's display and colour name: the first of its synonyms (``'wall, brick wall'`` -> ``'wall'``)."""
-    return name.split(',')[0].strip()
-
-
 @lru_cache(maxsize=4096)
 def colour_order(name: str) -> tuple[int, ...]:
     """Indices into :func:`base_palette` in the order ``name`` prefers them: the 96 primaries in an order
     seeded by a hash of its first name (case-insensitive), then the rest."""
-    seed = int.from_bytes(hashlib.sha256(first_name(name).lower().encode()).digest()[:8], 'little')
+    seed = int.from_bytes(hashlib.sha256(first_synonym(name).lower().encode()).digest()[:8], 'little')
     primaries = np.random.default_rng(seed).permutation(PRIMARY)
     return tuple(int(i) for i in primaries) + tuple(range(PRIMARY, PALETTE_SIZE))
 
