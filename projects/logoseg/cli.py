@@ -45,6 +45,25 @@ def _parser() -> argparse.ArgumentParser:
     seg.add_argument('--cache-dir', type=Path,
                      help='text-embedding cache folder (default: $LOGOSEG_CACHE_DIR or ~/.cache/logoseg)')
     seg.set_defaults(run=segment_command)
+
+    demo = commands.add_parser(
+        'demo', help='a local web page to segment uploaded images',
+        description='Start a web page (Gradio) where you upload an image, type a vocabulary or pick a shipped one, '
+                    'and get the overlay, the classes present and the label map and JSON to download. It listens '
+                    'on 127.0.0.1 (this machine only) unless --host says otherwise; requests run one at a time.')
+    demo.add_argument('--config', required=True, type=Path, help='the MMSeg config the checkpoint was trained with')
+    demo.add_argument('--checkpoint', required=True, type=Path, help='the trained LoGoSeg .pth file')
+    demo.add_argument('--device', default='cpu', help='cpu, cuda or cuda:<index> (default: cpu)')
+    demo.add_argument('--mode', choices=('whole', 'slide', 'slide_global'),
+                      help="inference mode (default: the config's)")
+    demo.add_argument('--host', default='127.0.0.1',
+                      help='address to listen on (default: 127.0.0.1; 0.0.0.0 serves every network the machine is on)')
+    demo.add_argument('--port', type=int, default=7860, help='port (default: 7860)')
+    demo.add_argument('--legend-entries', type=_positive_int, default=12, metavar='N',
+                      help='overlay legend lines at most (default: 12)')
+    demo.add_argument('--cache-dir', type=Path,
+                      help='text-embedding cache folder (default: $LOGOSEG_CACHE_DIR or ~/.cache/logoseg)')
+    demo.set_defaults(run=demo_command)
     return parser
 
 
@@ -151,6 +170,22 @@ def segment_command(args: argparse.Namespace) -> int:
     print(f'logoseg segment: {done} done, {failed} failed in {seconds:.1f} s '
           f'({seconds / max(len(images), 1):.2f} s/image); outputs in {args.out}', file=sys.stderr)
     return 1 if failed else 0
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    try:
+        from .apis.demo import build_demo
+    except ImportError as err:
+        raise LoGoSegUserError(f'logoseg demo needs Gradio ({err}); install it with pip install -c constraints.txt '
+                               '-e .') from None
+    from .apis import LoGoSegPredictor
+
+    predictor = LoGoSegPredictor(args.config, args.checkpoint, device=args.device, mode=args.mode,
+                                 cache_dir=args.cache_dir)
+    app = build_demo(predictor, max_legend=args.legend_entries)
+    print(f'logoseg demo: http://{args.host}:{args.port} (Ctrl-C stops it)', file=sys.stderr)
+    app.launch(server_name=args.host, server_port=args.port, show_error=True, quiet=True)
+    return 0
 
 
 def _first_line(err: BaseException) -> str:
