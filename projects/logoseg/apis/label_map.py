@@ -22,28 +22,33 @@ CHUNK_ELEMENTS = 1 << 25
 MARGIN = 1e-4
 
 
-def _block_extremes(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Max and min of each class over every 2 x 2 block (i..i+1, j..j+1), edges replicated: 2 x (n, h, w)."""
-    padded = F.pad(scores[None], (0, 1, 0, 1), mode='replicate')[0]
-    upper = F.max_pool2d(padded, kernel_size=2, stride=1)
-    lower = -F.max_pool2d(-padded, kernel_size=2, stride=1)
-    return upper, lower
+def _block_reduce(pixels: torch.Tensor, start: int, stop: int, op) -> torch.Tensor:
+    """``op`` (torch.maximum / minimum) over every 2 x 2 block (i..i+1, j..j+1, clamped at the last row and
+    column) of the rows ``start:stop`` of ``pixels`` (h, w, N): (stop - start, w, N)."""
+    strip = pixels[start:min(stop + 1, pixels.shape[0])].float()
+    rows = op(strip[:-1], strip[1:])
+    if len(strip) == stop - start:  # the image's last row: its block is itself
+        rows = torch.cat([rows, strip[-1:]])
+    return torch.cat([op(rows[:, :-1], rows[:, 1:]), rows[:, -1:]], dim=1)
 
 
-def candidate_classes(scores: torch.Tensor, chunk: int = 64) -> torch.Tensor:
-    """Indices (ascending) of the classes of ``scores`` (N, h, w) that may win a pixel of any bilinear resize."""
-    num_classes = scores.shape[0]
-    floor = None  # per block: the best smallest score of any class
-    for start in range(0, num_classes, chunk):
-        _, lower = _block_extremes(scores[start:start + chunk].float())
-        best = lower.amax(dim=0)
-        floor = best if floor is None else torch.maximum(floor, best)
-    keep = []
-    for start in range(0, num_classes, chunk):
-        upper, _ = _block_extremes(scores[start:start + chunk].float())
-        margin = MARGIN * (upper.abs() + floor.abs() + 1e-6)
-        keep.append(((upper + margin) >= floor).flatten(1).any(dim=1))
-    return torch.cat(keep).nonzero().flatten()
+def candidate_classes(scores: torch.Tensor, rows: int = 16) -> torch.Tensor:
+    """Indices (ascending) of the classes of ``scores`` (N, h, w) that may win a pixel of any bilinear resize.
+
+    Works on strips of ``rows`` rows with the classes innermost, the protocol's channels-last memory order, so
+    each strip is read once and in order (by class chunks it took 40 s at 847 classes on 640 x 640).
+    """
+    height = scores.shape[1]
+    pixels = scores.permute(1, 2, 0)  # (h, w, N)
+    floor = torch.cat([_block_reduce(pixels, top, min(top + rows, height), torch.minimum).amax(dim=2)
+                       for top in range(0, height, rows)])  # per block: the best smallest score of any class
+    keep = torch.zeros(scores.shape[0], dtype=torch.bool, device=scores.device)
+    for top in range(0, height, rows):
+        upper = _block_reduce(pixels, top, min(top + rows, height), torch.maximum)
+        bar = floor[top:top + len(upper), :, None]
+        margin = MARGIN * (upper.abs() + bar.abs() + 1e-6)
+        keep |= ((upper + margin) >= bar).flatten(0, 1).any(dim=0)
+    return keep.nonzero().flatten()
 
 
 def resize_scores(scores: torch.Tensor, size: tuple[int, int], align_corners: bool) -> torch.Tensor:
@@ -73,6 +78,9 @@ def upsampled_argmax(scores: torch.Tensor, size: tuple[int, int], align_corners:
             values, index = resized.max(dim=0)  # first maximum within the chunk, as argmax
         better = values > best  # strictly: an earlier class keeps a tie, as argmax
         torch.where(better, values, best, out=best)
-        labels[better] = chosen.to(labels.device)[index[better]] if index is not None else chosen[0]
+        if index is None:
+            labels.masked_fill_(better, int(chosen[0]))
+        else:
+            torch.where(better, chosen.to(labels.device)[index], labels, out=labels)
         del resized, values, index, better
     return labels
