@@ -313,3 +313,16 @@ def test_help_imports_no_heavy_library(tmp_path):
     proc = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, env=env, timeout=120)
     assert 'logoseg segment' in proc.stdout or 'COMMAND' in proc.stdout
     assert proc.stdout.strip().splitlines()[-1] == 'HEAVY []', proc.stdout + proc.stderr
+
+
+def test_demo_listens_on_loopback_unless_told(monkeypatch, smoke_checkpoint):
+    launched = {}
+    demo_module = pytest.importorskip('logoseg.apis.demo')
+    monkeypatch.setattr(demo_module.gr.Blocks, 'launch', lambda self, **kwargs: launched.update(kwargs))
+    status, stderr = run_cli('demo', '--config', SMOKE_CONFIG, '--checkpoint', smoke_checkpoint)
+    assert status == 0 and launched['server_name'] == '127.0.0.1' and 'http://127.0.0.1:7860' in stderr
+    status, _ = run_cli('demo', '--config', SMOKE_CONFIG, '--checkpoint', smoke_checkpoint, '--host', '0.0.0.0',
+                        '--port', '8000')
+    assert (launched['server_name'], launched['server_port']) == ('0.0.0.0', 8000)
+    status, stderr = run_cli('demo', '--config', SMOKE_CONFIG, '--checkpoint', 'missing.pth')
+    assert status == 2 and 'checkpoint not found at missing.pth' in stderr

@@ -1,4 +1,5 @@
-"""The ``logoseg`` command. ``logoseg segment``: label maps, overlays and JSON records for your own images.
+"""The ``logoseg`` command. ``logoseg segment``: label maps, overlays and JSON records for your own images;
+``logoseg demo``: the same in a local web page.
 
 Exit status: 0 when every image was segmented, 1 when some failed (each reported on one line, the others
 written), 2 when the run was refused before any image was read (bad arguments, vocabulary, checkpoint).
