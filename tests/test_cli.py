@@ -308,7 +308,8 @@ def test_help_imports_no_heavy_library(tmp_path):
     probe = ("import sys; sys.argv = ['logoseg', '--help']\n"
              'from logoseg.cli import main\n'
              'try:\n    main()\nexcept SystemExit:\n    pass\n'
-             "print('HEAVY', sorted(m for m in ('torch', 'mmseg', 'mmengine', 'open_clip', 'cv2') if m in sys.modules))")
+             "heavy = ('torch', 'mmseg', 'mmengine', 'open_clip', 'cv2')\n"
+             "print('HEAVY', sorted(m for m in heavy if m in sys.modules))")
     env = dict(os.environ, PYTHONPATH=str(REPO / 'projects'))
     proc = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, env=env, timeout=120)
     assert 'logoseg segment' in proc.stdout or 'COMMAND' in proc.stdout

@@ -74,8 +74,8 @@ def test_skip_missing_records_it(prepared_root, smoke_checkpoint, tmp_path):
     results = evaluate_all(SMOKE, smoke_checkpoint, str(out), ('ade150', 'voc20'),
                            work_dir=str(tmp_path), cfg_options=options, skip_missing=True)
     assert list(results) == ['ade150', 'voc20']
-    assert results['ade150'] == {'missing': f'dataset not found at {root}/prepared/ade150/validation; '
-                                            'prepare it with `dvc repro prepare_ade150` (README, Datasets)' + DATA_ROOT_HINT}
+    assert results['ade150'] == {'missing': f'dataset not found at {root}/prepared/ade150/validation; prepare '
+                                            'it with `dvc repro prepare_ade150` (README, Datasets)' + DATA_ROOT_HINT}
     assert set(results['voc20']) == set(KEYS) | {'num_images'} and results['voc20']['num_images'] == 3
 
 
