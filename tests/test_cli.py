@@ -257,3 +257,73 @@ def test_bad_vocabulary_files_are_refused(small_images, tmp_path, monkeypatch, c
     status, stderr = run_cli(*segment_args([small_images], tmp_path / 'out', tmp_path / 'none.pth',
                                            '--vocab-file', vocab_file, vocab=None))
     assert status == 2 and len(error_lines(stderr)) == 1 and message in stderr
+
+
+def test_every_odd_image_is_segmented_or_skipped_in_one_line(small_images, smoke_checkpoint, tmp_path, monkeypatch):
+    """Tiny, one-row, one-column, CMYK and animated images are segmented; a zero-byte file, an image above
+    Pillow's size guard and one the model fails on each cost one line, and the folder completes."""
+    photo = Image.open(small_images / 'a.png')
+    photo.crop((0, 0, 1, 1)).save(small_images / 'one_pixel.png')
+    photo.crop((0, 0, 40, 1)).save(small_images / 'one_row.png')
+    photo.crop((0, 0, 1, 40)).save(small_images / 'one_column.png')
+    photo.convert('CMYK').save(small_images / 'cmyk.jpg')
+    frames = [photo.convert('P'), photo.rotate(90).convert('P')]
+    frames[0].save(small_images / 'animated.gif', save_all=True, append_images=frames[1:], duration=100, loop=0)
+    (small_images / 'zero_bytes.png').write_bytes(b'')
+    photo.resize((160, 120)).save(small_images / 'huge.png')
+    # Pillow's decompression-bomb guard, scaled down: 'huge.png' (19200 pixels) exceeds 2 x 6000
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 6000)
+    real_segment = LoGoSegPredictor.segment
+
+    def segment(self, image, *args, **kwargs):
+        if str(image).endswith('c.jpg'):
+            raise RuntimeError('Input and output sizes should be greater than 0\nsecond line')
+        return real_segment(self, image, *args, **kwargs)
+
+    monkeypatch.setattr(LoGoSegPredictor, 'segment', segment)
+    out = tmp_path / 'out'
+    status, stderr = run_cli(*segment_args([small_images], out, smoke_checkpoint))
+    assert status == 1
+    errors = error_lines(stderr)
+    assert len(errors) == 3 and 'Traceback' not in stderr, stderr
+    assert any(e.endswith('zero_bytes.png: not a readable image (cannot identify image file '
+                          f"'{small_images / 'zero_bytes.png'}')") for e in errors)
+    assert any('huge.png: larger than the 0.012 megapixels Pillow opens' in e and 'downscale it' in e for e in errors)
+    assert any('c.jpg: not segmented (RuntimeError: Input and output sizes should be greater than 0); the other '
+               'images go on' in e for e in errors)
+    done = ['a', 'animated', 'b', 'cmyk', 'one_column', 'one_pixel', 'one_row']
+    assert 'logoseg segment: 7 done, 3 failed' in stderr
+    assert all_files(out / 'labels') == [f'{stem}.png' for stem in done]
+    assert all_files(out / 'overlays') == [f'{stem}.png' for stem in done]
+    for stem, size in [('one_pixel', (1, 1)), ('one_row', (1, 40)), ('one_column', (40, 1)), ('animated', (48, 56)),
+                       ('cmyk', (48, 56))]:
+        assert cv2.imread(str(out / 'labels' / f'{stem}.png'), cv2.IMREAD_UNCHANGED).shape == size
+    overlay = np.asarray(Image.open(out / 'overlays' / 'one_pixel.png'))
+    assert overlay.shape[0] > 20 and overlay.shape[1] > 40  # the legend stays readable beside one pixel
+
+
+def test_help_imports_no_heavy_library(tmp_path):
+    """`logoseg --help` answers at once: the console script defers torch, MMSeg and open_clip (seconds of
+    imports) until a command runs."""
+    probe = ("import sys; sys.argv = ['logoseg', '--help']\n"
+             'from logoseg.cli import main\n'
+             'try:\n    main()\nexcept SystemExit:\n    pass\n'
+             "heavy = ('torch', 'mmseg', 'mmengine', 'open_clip', 'cv2')\n"
+             "print('HEAVY', sorted(m for m in heavy if m in sys.modules))")
+    env = dict(os.environ, PYTHONPATH=str(REPO / 'projects'))
+    proc = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, env=env, timeout=120)
+    assert 'logoseg segment' in proc.stdout or 'COMMAND' in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == 'HEAVY []', proc.stdout + proc.stderr
+
+
+def test_demo_listens_on_loopback_unless_told(monkeypatch, smoke_checkpoint):
+    launched = {}
+    demo_module = pytest.importorskip('logoseg.apis.demo')
+    monkeypatch.setattr(demo_module.gr.Blocks, 'launch', lambda self, **kwargs: launched.update(kwargs))
+    status, stderr = run_cli('demo', '--config', SMOKE_CONFIG, '--checkpoint', smoke_checkpoint)
+    assert status == 0 and launched['server_name'] == '127.0.0.1' and 'http://127.0.0.1:7860' in stderr
+    status, _ = run_cli('demo', '--config', SMOKE_CONFIG, '--checkpoint', smoke_checkpoint, '--host', '0.0.0.0',
+                        '--port', '8000')
+    assert (launched['server_name'], launched['server_port']) == ('0.0.0.0', 8000)
+    status, stderr = run_cli('demo', '--config', SMOKE_CONFIG, '--checkpoint', 'missing.pth')
+    assert status == 2 and 'checkpoint not found at missing.pth' in stderr

@@ -1,4 +1,5 @@
-"""The ``logoseg`` command. ``logoseg segment``: label maps, overlays and JSON records for your own images.
+"""The ``logoseg`` command. ``logoseg segment``: label maps, overlays and JSON records for your own images;
+``logoseg demo``: the same in a local web page.
 
 Exit status: 0 when every image was segmented, 1 when some failed (each reported on one line, the others
 written), 2 when the run was refused before any image was read (bad arguments, vocabulary, checkpoint).
@@ -38,10 +39,43 @@ def _parser() -> argparse.ArgumentParser:
     seg.add_argument('--device', default='cpu', help='cpu, cuda or cuda:<index> (default: cpu)')
     seg.add_argument('--mode', choices=('whole', 'slide', 'slide_global'),
                      help="inference mode (default: the config's); slide modes cover large images in windows")
+    seg.add_argument('--legend-entries', type=_positive_int, default=12, metavar='N',
+                     help='overlay legend lines at most: the largest classes, the rest as "+ K more" (default: 12)')
+    seg.add_argument('--side-by-side', action='store_true',
+                     help='overlays show the image left of the coloured one (default: the coloured image only)')
     seg.add_argument('--cache-dir', type=Path,
                      help='text-embedding cache folder (default: $LOGOSEG_CACHE_DIR or ~/.cache/logoseg)')
     seg.set_defaults(run=segment_command)
+
+    demo = commands.add_parser(
+        'demo', help='a local web page to segment uploaded images',
+        description='Start a web page (Gradio) where you upload an image, type a vocabulary or pick a shipped one, '
+                    'and get the overlay, the classes present and the label map and JSON to download. It listens '
+                    'on 127.0.0.1 (this machine only) unless --host says otherwise; requests run one at a time.')
+    demo.add_argument('--config', required=True, type=Path, help='the MMSeg config the checkpoint was trained with')
+    demo.add_argument('--checkpoint', required=True, type=Path, help='the trained LoGoSeg .pth file')
+    demo.add_argument('--device', default='cpu', help='cpu, cuda or cuda:<index> (default: cpu)')
+    demo.add_argument('--mode', choices=('whole', 'slide', 'slide_global'),
+                      help="inference mode (default: the config's)")
+    demo.add_argument('--host', default='127.0.0.1',
+                      help='address to listen on (default: 127.0.0.1; 0.0.0.0 serves every network the machine is on)')
+    demo.add_argument('--port', type=int, default=7860, help='port (default: 7860)')
+    demo.add_argument('--legend-entries', type=_positive_int, default=12, metavar='N',
+                      help='overlay legend lines at most (default: 12)')
+    demo.add_argument('--cache-dir', type=Path,
+                      help='text-embedding cache folder (default: $LOGOSEG_CACHE_DIR or ~/.cache/logoseg)')
+    demo.set_defaults(run=demo_command)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a positive whole number')
+    return value
 
 
 def parse_vocabulary(args: argparse.Namespace) -> tuple[str, ...]:
@@ -118,13 +152,19 @@ def segment_command(args: argparse.Namespace) -> int:
         for path, relative in images:
             try:
                 result = predictor.segment(path, vocabulary)
-                write_result(result, str(path), args.out, relative, predictor)
+                write_result(result, str(path), args.out, relative, predictor, max_legend=args.legend_entries,
+                             side_by_side=args.side_by_side)
                 done += 1
             except LoGoSegUserError as err:
                 bar.write(f'logoseg: error: {err}', file=sys.stderr)
                 failed += 1
             except OSError as err:  # writing the outputs: disk full, permissions
                 bar.write(f'logoseg: error: {path}: outputs not written ({err})', file=sys.stderr)
+                failed += 1
+            except Exception as err:  # noqa: BLE001  one image the model or the drawing cannot handle
+                # costs that image, never the run: the line names it and the error, the others are written
+                bar.write(f'logoseg: error: {path}: not segmented ({type(err).__name__}: {_first_line(err)}); '
+                          'the other images go on', file=sys.stderr)
                 failed += 1
             bar.update()
     seconds = time.perf_counter() - start
@@ -133,10 +173,33 @@ def segment_command(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def demo_command(args: argparse.Namespace) -> int:
+    try:
+        from .apis.demo import build_demo
+    except ImportError as err:
+        raise LoGoSegUserError(f'logoseg demo needs Gradio ({err}); install it with pip install -c constraints.txt '
+                               '-e .') from None
+    from .apis import LoGoSegPredictor
+
+    predictor = LoGoSegPredictor(args.config, args.checkpoint, device=args.device, mode=args.mode,
+                                 cache_dir=args.cache_dir)
+    app = build_demo(predictor, max_legend=args.legend_entries)
+    print(f'logoseg demo: http://{args.host}:{args.port} (Ctrl-C stops it)', file=sys.stderr)
+    app.launch(server_name=args.host, server_port=args.port, show_error=True, quiet=True)
+    return 0
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else 'no message'
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``logoseg`` command; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
+        from . import register
+        register()  # deferred by the console script until the arguments are known to be runnable
         return args.run(args)
     except LoGoSegUserError as err:
         print(f'logoseg: error: {err}', file=sys.stderr)

@@ -25,7 +25,7 @@ def small_image():
 
 
 def test_segment_returns_labels_scores_prior_and_vocabulary(predictor, small_image):
-    result = predictor.segment(small_image, VOCAB)
+    result = predictor.segment(small_image, VOCAB, scores=True)
     assert result.vocabulary == VOCAB and result.label_map.shape == (72, 72)
     assert result.scores.shape == (4, 72, 72) and ((result.scores >= 0) & (result.scores <= 1)).all()
     assert np.array_equal(result.label_map, result.scores.argmax(0))
@@ -37,8 +37,8 @@ def test_segment_returns_labels_scores_prior_and_vocabulary(predictor, small_ima
 
 
 def test_label_i_means_vocabulary_i_whatever_the_order(predictor, small_image):
-    forward = predictor.segment(small_image, VOCAB)
-    backward = predictor.segment(small_image, VOCAB[::-1])
+    forward = predictor.segment(small_image, VOCAB, scores=True)
+    backward = predictor.segment(small_image, VOCAB[::-1], scores=True)
     assert np.allclose(backward.scores, forward.scores[::-1], atol=1e-5)
     assert np.allclose(backward.object_prior, forward.object_prior[::-1], atol=1e-6)
     top2 = np.sort(forward.scores, axis=0)[-2:]
@@ -87,7 +87,7 @@ def test_shipped_vocabulary_names_and_bad_vocabularies(predictor, small_image):
 
 @pytest.mark.parametrize('size', [(3, 5), (7, 30)])
 def test_images_smaller_than_a_patch_are_segmented(predictor, small_image, size):
-    result = predictor.segment(small_image[:size[0], :size[1]], VOCAB)
+    result = predictor.segment(small_image[:size[0], :size[1]], VOCAB, scores=True)
     assert result.label_map.shape == size and result.scores.shape == (4, *size)
 
 
@@ -96,7 +96,7 @@ def test_slide_modes_cover_large_images(smoke_checkpoint, small_image, mode):
     large = np.tile(small_image, (2, 2, 1))[:90, :110]  # larger than the 64x64 window in both directions
     windowed = LoGoSegPredictor(SMOKE_CONFIG, smoke_checkpoint, mode=mode)
     assert windowed.model.test_cfg['crop_size'] == (64, 64) and windowed.model.test_cfg['stride'] == (42, 42)
-    result = windowed.segment(large, VOCAB)
+    result = windowed.segment(large, VOCAB, scores=True)
     assert result.label_map.shape == (90, 110) and ((result.scores >= 0) & (result.scores <= 1)).all()
     assert np.array_equal(result.label_map, result.scores.argmax(0))
 
@@ -140,3 +140,38 @@ def test_bad_device_and_mode_are_refused(smoke_checkpoint):
     if not torch.cuda.is_available():
         with pytest.raises(LoGoSegUserError, match='CUDA is not available'):
             LoGoSegPredictor(SMOKE_CONFIG, smoke_checkpoint, device='cuda')
+
+
+def test_label_map_matches_mmseg_when_the_protocol_resizes(smoke_checkpoint, small_image):
+    """With a test pipeline that resizes (as every paper config does, to 640x640), the predictor builds the
+    label map at the image's size class chunk by class chunk; it must equal MMSeg's resize-everything result."""
+    from mmengine.config import Config
+    from mmseg.apis import inference_model, init_model
+    cfg = Config.fromfile(str(SMOKE_CONFIG))
+    cfg.test_pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(40, 40), keep_ratio=False),
+                         dict(type='PackSegInputs')]
+    cfg.model.test_cfg = dict(mode='slide_global', crop_size=(32, 32), stride=(16, 16))
+    image = np.ascontiguousarray(np.tile(small_image, (2, 2, 1))[:97, :131])
+    vocabulary = ('wall', 'floor', 'sky', 'tree', 'grass', 'road', 'water')
+    result = LoGoSegPredictor(cfg, smoke_checkpoint).segment(image, vocabulary, scores=True)
+    model = init_model(cfg, str(smoke_checkpoint), device='cpu')
+    model.set_vocabulary(vocabulary)
+    expected = inference_model(model, np.ascontiguousarray(image[..., ::-1]))
+    assert result.label_map.shape == (97, 131) and len(np.unique(result.label_map)) >= 2
+    assert np.array_equal(result.label_map, expected.pred_sem_seg.data[0].numpy())
+    assert np.allclose(result.scores, expected.seg_logits.data.numpy(), atol=1e-6)  # slide_global: probabilities
+    assert np.array_equal(result.label_map, result.scores.argmax(0))
+
+
+def test_scores_at_image_size_only_when_asked(predictor, small_image):
+    assert predictor.segment(small_image, VOCAB).scores is None
+
+
+def test_colours_follow_the_class_name_and_differ_for_classes_present(predictor, small_image):
+    first = predictor.segment(small_image, ('wall', 'floor', 'sky', 'tree'))
+    second = predictor.segment(small_image, ('tree', 'car', 'sky', 'person', 'wall', 'floor'))
+    own = dict(zip(first.vocabulary, first.palette))
+    assert dict(zip(second.vocabulary, second.palette))['sky'] == own['sky']
+    assert {name: colour for name, colour in zip(second.vocabulary, second.palette) if name in own} == own
+    present = [first.palette[i] for i in np.unique(first.label_map)]
+    assert len(set(present)) == len(present)

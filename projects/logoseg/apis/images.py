@@ -10,7 +10,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..utils.errors import LoGoSegUserError
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.gif')
 ImageInput = Union[str, os.PathLike, np.ndarray, Image.Image]
 _SIXTEEN_BIT = ('I;16', 'I;16L', 'I;16B', 'I;16N')
 
@@ -34,10 +34,14 @@ def read_image(image: ImageInput) -> np.ndarray:
     if not path.is_file():
         raise LoGoSegUserError(f'{path}: no such image file')
     try:
-        with Image.open(path) as opened:
+        with Image.open(path) as opened:  # an animated image opens at its first frame
             opened.load()  # decodes now: a truncated file fails here, not half-way through the model
             return _pil_to_rgb(ImageOps.exif_transpose(opened), str(path))
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
+    except Image.DecompressionBombError:
+        raise LoGoSegUserError(f'{path}: larger than the {2 * Image.MAX_IMAGE_PIXELS / 1e6:.3g} megapixels Pillow '
+                               'opens (its guard against decompression bombs); downscale it, or raise '
+                               'PIL.Image.MAX_IMAGE_PIXELS in Python if you trust the file') from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise LoGoSegUserError(f'{path}: not a readable image ({err})') from None
 
 

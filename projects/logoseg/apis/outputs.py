@@ -66,11 +66,12 @@ def build_record(result: Segmentation, image: str, paths: dict[str, Path], out_d
     )
 
 
-def write_result(result: Segmentation, image: str, out_dir: Path, relative: Path,
-                 predictor: LoGoSegPredictor) -> dict[str, Path]:
-    """Encode the three outputs of the image at ``relative`` in memory, then write them all or none."""
+def write_result(result: Segmentation, image: str, out_dir: Path, relative: Path, predictor: LoGoSegPredictor,
+                 **overlay_options) -> dict[str, Path]:
+    """Encode the three outputs of the image at ``relative`` in memory, then write them all or none.
+    ``overlay_options``: :func:`draw_overlay`'s ``max_legend`` and ``side_by_side``."""
     paths = output_paths(out_dir, relative)
-    overlay = draw_overlay(result.image, result.label_map, result.vocabulary, result.palette)
+    overlay = draw_overlay(result.image, result.label_map, result.vocabulary, result.palette, **overlay_options)
     files = {
         paths['labels']: encode_label_map(result.label_map, len(result.vocabulary)),
         paths['overlay']: _png(np.ascontiguousarray(overlay[..., ::-1])),  # OpenCV encodes BGR

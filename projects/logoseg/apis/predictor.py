@@ -22,8 +22,10 @@ from mmseg.registry import MODELS
 
 from ..models.segmentor import INFERENCE_MODES
 from ..utils.errors import LoGoSegUserError
+from ..utils.palette import distinct_present_colours
 from ..utils.vocab import check_vocabulary
 from .images import ImageInput, read_image
+from .label_map import resize_scores, upsampled_argmax
 
 _ANNOTATION_LOADERS = ('LoadAnnotations', 'LoadSegAnnotations')
 
@@ -35,16 +37,18 @@ class Segmentation:
     Attributes:
         label_map: (H, W) int64, the index into ``vocabulary`` of each pixel's class.
         scores: (N, H, W) float32 per-class probabilities in [0, 1] (sigmoid of the logits; in
-            ``slide_global`` mode the window-and-global-view average of them).
+            ``slide_global`` mode the window-and-global-view average of them); None unless
+            ``segment(..., scores=True)`` asked for them.
         vocabulary: the N class names, in label order.
         object_prior: (N,) float32 object prior p_n of eq 1 (mean pixel-text cosine, in [-1, 1]); in slide
             modes the mean over the windows (and the global view).
-        palette: N RGB colours, the model's ``dataset_meta['palette']``.
+        palette: N RGB colours, each class's own colour (chosen by its name, the same in every run and
+            vocabulary), except that classes present in the label map never share a colour.
         image: (H, W, 3) uint8 RGB, the image as segmented (EXIF orientation applied).
     """
 
     label_map: np.ndarray
-    scores: np.ndarray
+    scores: np.ndarray | None
     vocabulary: tuple[str, ...]
     object_prior: np.ndarray
     palette: tuple[tuple[int, int, int], ...]
@@ -121,7 +125,8 @@ class LoGoSegPredictor:
         return digest.hexdigest()
 
     @torch.no_grad()
-    def segment(self, image: ImageInput, vocabulary: str | Sequence[str] | None = None) -> Segmentation:
+    def segment(self, image: ImageInput, vocabulary: str | Sequence[str] | None = None,
+                scores: bool = False) -> Segmentation:
         """Segment one image.
 
         Args:
@@ -129,6 +134,9 @@ class LoGoSegPredictor:
                 uint16 values.
             vocabulary: class names (label i is ``vocabulary[i]``) or a shipped vocabulary name; None keeps
                 the current one (initially the checkpoint's training classes).
+            scores: also return every class's probabilities at the image's resolution (``N x H x W`` floats:
+                4 GB for 150 classes on a 6 MP photo); by default only the label map is built there, a few
+                classes at a time, so memory grows with the pixels, not with classes x pixels.
         """
         rgb = read_image(image)
         names = check_vocabulary(vocabulary) if vocabulary is not None else self.model.vocabulary
@@ -138,26 +146,45 @@ class LoGoSegPredictor:
         priors = []
         hook = self.model.decode_head.prior.register_forward_hook(lambda module, args, out: priors.append(out[1]))
         try:
-            sample = self.model.test_step(dict(inputs=[data['inputs']], data_samples=[data['data_samples']]))[0]
+            batch = self.model.data_preprocessor(dict(inputs=[data['inputs']], data_samples=[data['data_samples']]))
+            meta = batch['data_samples'][0].metainfo
+            logits = self.model.inference(batch['inputs'], [meta])[0]  # (N, h, w) at the protocol's resolution
         finally:
             hook.remove()
-        meta = self.model.dataset_meta
+        logits = _unpad(logits, meta)
+        size = tuple(meta['ori_shape'])
+        if len(names) == 1:  # LoGoSeg.postprocess_result: one class means every pixel is it
+            label_map = torch.zeros(size, dtype=torch.long)
+        else:
+            label_map = upsampled_argmax(logits, size, self.model.align_corners)
+        full_scores = None
+        if scores:
+            full_scores = self._scores(resize_scores(logits.float(), size, self.model.align_corners)).cpu().numpy()
+        palette = distinct_present_colours(names, np.bincount(label_map.view(-1).cpu().numpy(),
+                                                              minlength=len(names)))
         return Segmentation(
-            label_map=sample.pred_sem_seg.data[0].cpu().numpy().astype(np.int64),
-            scores=self._scores(sample.seg_logits.data).cpu().numpy(),
+            label_map=label_map.cpu().numpy(),
+            scores=full_scores,
             vocabulary=names,
             object_prior=torch.cat(priors).mean(dim=0).float().cpu().numpy(),
-            palette=tuple(tuple(int(c) for c in colour) for colour in meta['palette']),
+            palette=palette,
             image=rgb,
         )
 
     def _scores(self, seg_logits: torch.Tensor) -> torch.Tensor:
-        """Class probabilities from MMSeg's ``seg_logits``, which hold logits, except that slide_global
-        returns probabilities and MMSeg applies a sigmoid to any single-class output."""
-        scores = seg_logits.float()
-        if len(scores) == 1:
-            return torch.logit(scores, eps=1e-7) if self.mode == 'slide_global' else scores
-        return scores if self.mode == 'slide_global' else scores.sigmoid()
+        """Class probabilities from the protocol's output, which holds logits, except that slide_global
+        returns probabilities."""
+        return seg_logits if self.mode == 'slide_global' else seg_logits.sigmoid()
+
+
+def _unpad(logits: torch.Tensor, meta: dict) -> torch.Tensor:
+    """``logits`` (N, h, w) without the padding the data preprocessor added (as MMSeg's postprocess_result)."""
+    left, right, top, bottom = meta.get('img_padding_size', meta.get('padding_size', [0] * 4))
+    height, width = logits.shape[-2:]
+    logits = logits[:, top:height - bottom, left:width - right]
+    if meta.get('flip'):
+        logits = logits.flip(dims=(2,) if meta.get('flip_direction') == 'horizontal' else (1,))
+    return logits
 
 
 @contextlib.contextmanager

@@ -24,6 +24,10 @@ from ..utils.vocab import load_vocabulary
 
 _VOC_PALETTE = PascalVOCDataset.METAINFO['palette']  # background first, then the 20 classes
 
+# what every evaluation command accepts when the data lives elsewhere (mim test, evaluate_all, the smoke model)
+DATA_ROOT_HINT = (', or if it is elsewhere pass --cfg-options test_dataloader.dataset.data_root=DIR (DIR holds '
+                  'prepared/; the smoke stand-ins: prepared/smoke_standins)')
+
 
 class DatasetNotFoundError(LoGoSegUserError):
     """A benchmark's data is not (or not completely) prepared; the message names the DVC stage to run."""
@@ -90,7 +94,7 @@ class PreparedSegDataset(BaseSegDataset):
         for folder in (label_dir, img_dir):
             if not osp.isdir(folder):
                 raise DatasetNotFoundError(f'dataset not found at {osp.abspath(folder)}; prepare it with '
-                                           f'`dvc repro {self.stage}` (README, Datasets)')
+                                           f'`dvc repro {self.stage}` (README, Datasets)' + DATA_ROOT_HINT)
         if self.ann_file:
             return super().load_data_list()
         suffix = self.seg_map_suffix

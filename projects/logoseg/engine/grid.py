@@ -20,7 +20,7 @@ from mmengine.config import Config
 from ..utils.errors import LoGoSegUserError
 from .tracking import HEAD_KNOBS, repo_root
 
-PROFILES = ('smoke', 'paper')
+PROFILES = ('smoke', 'paper', 'rehearsal')
 BACKBONES = ('vitb', 'vitl', 'convnext_b', 'convnext_l')
 TRAIN_SETS = ('coco', 'pc59', 'ade150')
 
@@ -93,10 +93,12 @@ class Row:
         lam = self.knobs['lambda']
         options['model.decode_head.prior_lambda'] = 'learnable' if lam == 'learnable' else float(lam)
         options['train_dataloader.dataset.type'] = self.settings['train_sets'][self.knobs['train_set']]
-        for loader in ('train_dataloader', 'val_dataloader'):
-            options.update({f'{loader}.dataset.{k}': v for k, v in self.dataset_options().items()})
+        options.update({f'train_dataloader.dataset.{k}': v for k, v in self.dataset_options().items()})
+        options.update({f'val_dataloader.dataset.{k}': v for k, v in self.dataset_options(test=True).items()})
         options.update(self.test_options())
         options['randomness.seed'] = self.settings['seed']
+        if self.settings.get('random_weights'):
+            options['model.clip.pretrained'] = None
         gpus = max(int(self.settings.get('gpus', 1)), 1)
         if self.settings.get('total_batch_size'):
             options['train_dataloader.batch_size'] = max(int(self.settings['total_batch_size']) // gpus, 1)
@@ -117,18 +119,21 @@ class Row:
         check_model(cfg)
         return cfg
 
-    def dataset_options(self) -> dict:
-        """Where the profile's data is and which DVC stage prepares it (named by a missing dataset's error)."""
+    def dataset_options(self, test: bool = False) -> dict:
+        """Where the profile's data is, which DVC stage prepares it (named by a missing dataset's error) and,
+        for validation and test sets, how many of their images the profile evaluates (default all)."""
         options = {}
         if self.settings.get('data_root'):
             options['data_root'] = self.settings['data_root']
         if self.settings.get('prepare_stage'):
             options['prepare_stage'] = self.settings['prepare_stage']
+        if test and self.settings.get('eval_images'):
+            options['indices'] = int(self.settings['eval_images'])
         return options
 
     def test_options(self) -> dict:
         """``cfg_options`` of the six evaluations."""
-        return {f'test_dataloader.dataset.{k}': v for k, v in self.dataset_options().items()}
+        return {f'test_dataloader.dataset.{k}': v for k, v in self.dataset_options(test=True).items()}
 
     def build_config(self) -> Config:
         """:attr:`config` with this configuration's ``work_dir``, for the Runner."""

@@ -141,7 +141,7 @@ class LoGoSeg(EncoderDecoder):
         given = self._assigned_meta or {}
         palette = given.get('palette')
         if tuple(given.get('classes', ())) != classes or len(palette or ()) != len(classes):
-            palette = vocabulary_palette(len(classes))
+            palette = vocabulary_palette(classes)
         self._vocabulary_meta = dict(classes=classes, palette=[tuple(c) for c in palette], prompt_classes=names,
                                      background_index=background_index)
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..utils.errors import LoGoSegUserError
-from ..engine.grid import Row, load_row, row_keys, write_json
+from ..engine.grid import PROFILES, Row, load_row, row_keys, write_json
 from ..engine.preemption import install as install_preemption, with_preemption
 from ..engine.spool import shown_uri, unreachable
 from ..engine.tracking import (EXPERIMENT, TrackedRun, mark_stale_runs, one_line, relative_to_repo, repo_root,
@@ -338,7 +338,7 @@ def evaluate(row: Row, run: TrackedRun, checkpoint: Path) -> None:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='python -m logoseg.tools.run_row', description=__doc__.split('\n')[0])
     parser.add_argument('row', nargs='?', help='a key of experiments/rows.yaml, e.g. t4_lambda0_r8')
-    parser.add_argument('--profile', choices=['smoke', 'paper'], help="default: params.yaml's profile")
+    parser.add_argument('--profile', choices=PROFILES, help="default: params.yaml's profile")
     parser.add_argument('--prune', action='store_true',
                         help="remove the trainings of configurations that no row of the profile uses now")
     parser.add_argument('--dry-run', action='store_true', help='with --prune: list them, remove nothing')
