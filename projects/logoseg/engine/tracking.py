@@ -429,12 +429,14 @@ class TrackedMLflowVisBackend(MLflowVisBackend):
     def _last_step(self, key: str) -> int:
         """The last step of ``key`` already in the run (a reopened run holds the killed attempt's steps)."""
         if key not in self._last_steps:
-            try:
-                history = self._run.client.get_metric_history(self._run.run_id, key) if not self._owned else []
-            except Exception as exc:
-                if unreachable(exc) is None:
-                    raise
-                history = []  # the store is away: log (queued); MLflow drops an identical value sent twice
+            history = []
+            # during an outage (calls queued) the store is not asked: the value is queued like any other
+            if not self._owned and not self._run._spool.pending:
+                try:
+                    history = self._run.client.get_metric_history(self._run.run_id, key)
+                except Exception as exc:
+                    if unreachable(exc) is None:
+                        raise
             self._last_steps[key] = max((m.step for m in history), default=-1)
         return self._last_steps[key]
 
