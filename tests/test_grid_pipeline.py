@@ -209,6 +209,7 @@ def test_a_knob_switched_back_finds_its_complete_training_and_prune_removes_the_
     assert 'training complete with this configuration' in back.stdout and 'Iter(train)' not in back.stdout
     metrics = json.loads((root / 'results' / 'smoke' / 'metrics' / 't2_op.json').read_text())
     assert metrics['run']['fingerprint'].startswith(first.name)
+    assert (root / 'results' / 'smoke' / 'train' / 't2_op' / 'final.pth').samefile(first / 'final.pth')
     # the re-evaluation is a run of its own, with the training's curve; the first run stays FINISHED
     runs = row_runs(grid, 't2_op')
     assert [r.info.status for r in runs] == ['FINISHED'] * 3

@@ -30,7 +30,9 @@ def test_the_rehearsal_runs_a_paper_config_at_its_real_width_end_to_end(tmp_path
     figures = metrics['efficiency']
     assert figures['input'] == '640x640' and figures['flops_input'] == '384x384'  # the paper's protocol
     assert figures['params_total_M'] > 150  # ViT-B/16 CLIP at its real width, not the smoke tower
-    (work_dir,) = (root / 'results' / 'rehearsal' / 'train' / 'full').iterdir()
+    train_dir = root / 'results' / 'rehearsal' / 'train' / 'full'
+    (work_dir,) = (p for p in train_dir.iterdir() if p.is_dir())
+    assert (train_dir / 'final.pth').samefile(work_dir / 'final.pth')  # the row's checkpoint at a fixed path
     assert (work_dir / 'iter_1.pth').is_file() and (work_dir / 'final.pth').is_file()
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name('logoseg').experiment_id],

@@ -170,6 +170,7 @@ def run_row(row: Row) -> None:
                                                      evaluation=row.evaluation_fingerprint):
             print(f'{row.key}: trained and evaluated with this configuration and code (MLflow run {run_id}); '
                   'nothing to redo')
+            publish_final(row)
             return
         if status is None or status == 'FINISHED':  # lost, or complete: a new run, the good one stays as it is
             with start_run(row, tags=dict(training_run=run_id)) as run:
@@ -179,11 +180,13 @@ def run_row(row: Row) -> None:
                 log_curve(row, run)
                 evaluate(row, run, work_dir / done['checkpoint'])
                 write_json(dict(done, run_id=run.run_id), row.done_file)
+            publish_final(row)
             return
         with start_run(row, run_id) as run:  # its evaluation did not finish: evaluate again in that run
             print(f'{row.key}: training complete with this configuration; evaluating it')
             write_curve(row)
             evaluate(row, run, work_dir / done['checkpoint'])
+        publish_final(row)
         return
     run_id = state.get('run_id') if resume else None
     recreated = resume and run_status(run_id) is None
@@ -198,6 +201,7 @@ def run_row(row: Row) -> None:
         cfg.dump(str(work_dir / 'config.py'))
         _finish_training(row, fingerprint, run.run_id)
         evaluate(row, run, work_dir / 'final.pth')
+    publish_final(row)
 
 
 def train(row: Row, cfg, run: TrackedRun, resume: bool) -> None:
@@ -226,17 +230,28 @@ def relocate_last_checkpoint(work_dir: Path) -> None:
         pointer.write_text(str(work_dir / recorded.name))
 
 
-def _finish_training(row: Row, fingerprint: str, run_id: str) -> None:
-    last = Path((row.work_dir / 'last_checkpoint').read_text().strip())
-    final, tmp = row.work_dir / 'final.pth', row.work_dir / '.final.pth.tmp'
+def link_or_copy(source: Path, target: Path) -> None:
+    """``target`` becomes ``source``'s file at once (a reader never sees half of it); a hard link where the file
+    system allows, since a paper-scale checkpoint is GBs."""
+    tmp = target.with_name(f'.{target.name}.tmp')
     tmp.unlink(missing_ok=True)
     try:
-        os.link(last, tmp)  # a paper-scale checkpoint is GBs: share the file with mmengine's last one
+        os.link(source, tmp)
     except OSError:
-        shutil.copyfile(last, tmp)
-    tmp.replace(final)
+        shutil.copyfile(source, tmp)
+    tmp.replace(target)
+
+
+def publish_final(row: Row) -> None:
+    """``train/<row>/final.pth``: the checkpoint of the configuration the row last completed, at a path that
+    does not change with the fingerprint (the README's commands, the predictor, the demo)."""
+    link_or_copy(row.work_dir / 'final.pth', row.train_dir / 'final.pth')
+
+
+def _finish_training(row: Row, fingerprint: str, run_id: str) -> None:
+    link_or_copy(Path((row.work_dir / 'last_checkpoint').read_text().strip()), row.work_dir / 'final.pth')
     write_curve(row)
-    write_json(dict(run_id=run_id, fingerprint=fingerprint, checkpoint=final.name,
+    write_json(dict(run_id=run_id, fingerprint=fingerprint, checkpoint='final.pth',
                     finished=time.strftime('%Y-%m-%dT%H:%M:%S')), row.done_file)
 
 
