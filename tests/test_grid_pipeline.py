@@ -351,7 +351,8 @@ def test_a_killed_training_resumes_in_the_same_run_and_ends_as_the_uninterrupted
     half-way checkpoint and resumed: same MLflow run, one value per step, and the same metrics."""
     root, env = grid
     params_file, rows_file = root / 'params.yaml', root / 'experiments' / 'rows.yaml'
-    original_params = edit_yaml(params_file, lambda d: d['smoke'].update(max_iters=60))
+    # 160 iterations: 80 after the half-way checkpoint (~4 s at smoke speed) to signal before the next one
+    original_params = edit_yaml(params_file, lambda d: d['smoke'].update(max_iters=160))
     original_rows = edit_yaml(rows_file, lambda d: d['rows'].update(
         t3_lq_again=dict(tables={}, set=dict(d['rows']['t3_lq']['set']))))
     try:
@@ -359,20 +360,22 @@ def test_a_killed_training_resumes_in_the_same_run_and_ends_as_the_uninterrupted
         proc = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 text=True)
         deadline = time.time() + 600
-        checkpoint = lambda: list((root / 'results' / 'smoke' / 'train' / 't3_lq').glob('*/iter_30.pth'))  # noqa
-        while not checkpoint() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.5)
-        assert checkpoint(), proc.stderr.read() if proc.poll() is not None else 'timeout'
-        time.sleep(1)  # let the checkpoint be written completely
+
+        def half_way():  # mmengine writes `last_checkpoint` once the checkpoint file is complete
+            pointers = (root / 'results' / 'smoke' / 'train' / 't3_lq').glob('*/last_checkpoint')
+            return [p.parent for p in pointers if p.read_text().strip().endswith('iter_80.pth')]
+        while not half_way() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        assert half_way(), proc.stderr.read() if proc.poll() is not None else 'timeout'
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
-        work_dir = checkpoint()[0].parent
+        (work_dir,) = half_way()
         (killed,) = row_runs(grid, 't3_lq')
         assert killed.info.status == 'KILLED'
         assert not (work_dir / 'done.json').exists() and 'KILLED' in (work_dir / 'INCOMPLETE').read_text()
         resumed = run_row(grid, 't3_lq')
         assert resumed.returncode == 0, resumed.stderr[-3000:]
-        assert 'resumed epoch: 0, iter: 30' in resumed.stdout + resumed.stderr
+        assert 'resumed epoch: 0, iter: 80' in resumed.stdout + resumed.stderr
         twin = run_row(grid, 't3_lq_again')
         assert twin.returncode == 0, twin.stderr[-3000:]
     finally:
@@ -382,7 +385,7 @@ def test_a_killed_training_resumes_in_the_same_run_and_ends_as_the_uninterrupted
     assert run.info.run_id == killed.info.run_id and run.info.status == 'FINISHED'
     assert (work_dir / 'done.json').is_file() and not (work_dir / 'INCOMPLETE').exists()
     steps = [m.step for m in client(grid).get_metric_history(run.info.run_id, 'loss')]
-    assert steps == sorted(set(steps)) and max(steps) == 60
+    assert steps == sorted(set(steps)) and max(steps) == 160
     ours, theirs = (json.loads((root / 'results' / 'smoke' / 'metrics' / f'{r}.json').read_text())
                     for r in ('t3_lq', 't3_lq_again'))
     assert {b: ours[b] for b in BENCHMARKS} == {b: theirs[b] for b in BENCHMARKS}
@@ -393,9 +396,10 @@ def test_ctrl_c_ends_a_row_with_one_line_and_the_run_killed(grid, two_rows):
     proc = subprocess.Popen([sys.executable, '-m', 'logoseg.tools.run_row', 't2_op_ra'], cwd=root, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
-    while not row_runs(grid, 't2_op_ra') and time.time() < deadline:
-        time.sleep(0.5)
-    time.sleep(3)  # in the training loop
+    training = lambda: list((root / 'results' / 'smoke' / 'train' / 't2_op_ra').glob('*/*/vis_data/scalars.json'))  # noqa
+    while not training() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert training(), proc.stderr.read() if proc.poll() is not None else 'timeout'
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130 and 'Traceback' not in stderr, stderr[-3000:]

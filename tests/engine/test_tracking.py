@@ -58,6 +58,19 @@ def test_an_exception_ends_the_run_failed_or_killed_never_finished(store, exc, s
         assert found.data.tags['error'] == 'RuntimeError: corrupt image x.jpg'
 
 
+def test_ctrl_c_that_a_library_turns_into_its_own_error_still_ends_the_run_killed(store, monkeypatch):
+    """mmengine's ``Config.pretty_text`` catches everything yapf raises, Ctrl-C included, and raises a
+    SyntaxError: a row interrupted while its config is dumped was stopped, not broken."""
+    def interrupted_format(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr('mmengine.config.config.FormatCode', interrupted_format)
+    with pytest.raises(SyntaxError):
+        with TrackedRun('row', dict(row='dumping')):
+            Config(dict(model=dict(type='LoGoSeg'))).pretty_text
+    (found,) = runs(store, row='dumping')
+    assert found.info.status == 'KILLED' and 'error' not in found.data.tags
+
+
 def test_reopening_a_run_keeps_its_logged_params(store):
     with TrackedRun('row', dict(row='again')) as run:
         run.log_params(dict(r=6))

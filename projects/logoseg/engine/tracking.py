@@ -313,9 +313,19 @@ class _SigTerm(SystemExit):
     """SIGTERM as an exception, so ``finally`` blocks and run bookkeeping get to run."""
 
 
+def interrupted(exc: Optional[BaseException]) -> bool:
+    """Whether ``exc`` is, or was raised while handling, Ctrl-C or SIGTERM: some libraries catch everything
+    and raise their own error (mmengine's ``Config.pretty_text`` turns an interrupt into a SyntaxError)."""
+    while exc is not None:
+        if isinstance(exc, (KeyboardInterrupt, _SigTerm)):
+            return True
+        exc = exc.__context__
+    return False
+
+
 def exit_status(exc: BaseException) -> str:
     """MLflow status for a run ended by ``exc``: KILLED for Ctrl-C / SIGTERM, FAILED for anything else."""
-    if isinstance(exc, (KeyboardInterrupt, _SigTerm)):
+    if interrupted(exc):
         return 'KILLED'
     if isinstance(exc, SystemExit) and exc.code in (0, None):
         return 'FINISHED'

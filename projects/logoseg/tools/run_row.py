@@ -40,8 +40,8 @@ from ..utils.errors import LoGoSegUserError
 from ..engine.grid import PROFILES, Row, load_row, row_keys, write_json
 from ..engine.preemption import install as install_preemption, with_preemption
 from ..engine.spool import shown_uri, unreachable
-from ..engine.tracking import (EXPERIMENT, TrackedRun, mark_stale_runs, one_line, relative_to_repo, repo_root,
-                               tracking_uri)
+from ..engine.tracking import (EXPERIMENT, TrackedRun, interrupted, mark_stale_runs, one_line, relative_to_repo,
+                               repo_root, tracking_uri)
 
 
 def read_json(path: Path) -> dict:
@@ -394,20 +394,31 @@ def main(argv=None) -> None:
             train_worker(row)
         else:
             run_row(row)
+    except Exception as err:
+        if not interrupted(err):  # a library may turn Ctrl-C into its own error
+            fail(args.row, row, err)
+        stopped(args.row)
     except KeyboardInterrupt:
-        print(f'logoseg: {args.row}: interrupted; `dvc repro row@{args.row}` resumes it from its last checkpoint',
-              file=sys.stderr)
-        sys.exit(130)
-    except Exception as err:  # one line on the terminal; the traceback in the row's log
-        where = ''
-        if row is not None:
-            row.log_file.parent.mkdir(parents=True, exist_ok=True)
-            with open(row.log_file, 'a', encoding='utf-8') as log:
-                log.write(f'--- {time.strftime("%Y-%m-%dT%H:%M:%S")} {args.row}\n{traceback.format_exc()}')
-            where = f' (traceback in {relative_to_repo(row.log_file)})'
-        message = str(err) if isinstance(err, LoGoSegUserError) else one_line(err)
-        print(f'logoseg: error: {args.row or "prune"}: {message}{where}', file=sys.stderr)
-        sys.exit(1)
+        stopped(args.row)
+
+
+def stopped(name: Optional[str]) -> None:
+    print(f'logoseg: {name}: interrupted; `dvc repro row@{name}` resumes it from its last checkpoint',
+          file=sys.stderr)
+    sys.exit(130)
+
+
+def fail(name: Optional[str], row: Optional[Row], err: Exception) -> None:
+    """One line on the terminal; the traceback in the row's log."""
+    where = ''
+    if row is not None:
+        row.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(row.log_file, 'a', encoding='utf-8') as log:
+            log.write(f'--- {time.strftime("%Y-%m-%dT%H:%M:%S")} {name}\n{traceback.format_exc()}')
+        where = f' (traceback in {relative_to_repo(row.log_file)})'
+    message = str(err) if isinstance(err, LoGoSegUserError) else one_line(err)
+    print(f'logoseg: error: {name or "prune"}: {message}{where}', file=sys.stderr)
+    sys.exit(1)
 
 
 if __name__ == '__main__':
