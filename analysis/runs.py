@@ -14,7 +14,8 @@ import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout these scripts belong to (an experiment's own copy)
-# the store of `dvc exp run --temp/--queue` copies is the repository they were copied from (logoseg.engine.tracking)
+# the store of `dvc exp run --temp/--queue` copies is the repository they were copied from
+# (logoseg.experiments.repository.store_root)
 STORE = Path(REPO.as_posix().split('/.dvc/tmp/exps/')[0])
 EXPERIMENT = 'logoseg'
 TABLES = ('table1', 'table2', 'table3', 'table4', 'table5')

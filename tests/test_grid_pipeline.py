@@ -66,7 +66,7 @@ def client(grid):
 
 def run_row(grid, row, **kwargs):
     root, env = grid
-    return subprocess.run([sys.executable, '-m', 'logoseg.tools.run_row', row], cwd=root, env=env,
+    return subprocess.run([sys.executable, '-m', 'logoseg.experiments.run_row', row], cwd=root, env=env,
                           capture_output=True, text=True, timeout=900, **kwargs)
 
 
@@ -216,7 +216,7 @@ def test_a_knob_switched_back_finds_its_complete_training_and_prune_removes_the_
     latest = runs[-1]
     assert latest.data.tags['training_run'] == runs[0].info.run_id
     assert len(client(grid).get_metric_history(latest.info.run_id, 'loss')) > 0
-    pruned = subprocess.run([sys.executable, '-m', 'logoseg.tools.run_row', '--prune'], cwd=root, env=grid[1],
+    pruned = subprocess.run([sys.executable, '-m', 'logoseg.experiments.run_row', '--prune'], cwd=root, env=grid[1],
                             capture_output=True, text=True, timeout=300)
     assert pruned.returncode == 0, pruned.stderr[-3000:]
     assert work_dirs(grid, 't2_op') == [first] and 'removed results/smoke/train/t2_op/' in pruned.stdout
@@ -248,7 +248,7 @@ def test_a_failed_re_evaluation_leaves_the_good_result_as_it_was(grid, two_rows)
 def test_a_recreated_run_gets_the_training_curve_from_the_work_dir(grid, two_rows, tmp_path):
     root, env = grid
     wiped = dict(env, MLFLOW_TRACKING_URI=f'sqlite:///{tmp_path / "new.db"}')
-    proc = subprocess.run([sys.executable, '-m', 'logoseg.tools.run_row', 't1_convnext_b'], cwd=root, env=wiped,
+    proc = subprocess.run([sys.executable, '-m', 'logoseg.experiments.run_row', 't1_convnext_b'], cwd=root, env=wiped,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     new = MlflowClient(wiped['MLFLOW_TRACKING_URI'])
@@ -262,7 +262,7 @@ def test_a_renamed_class_makes_the_rows_trained_on_it_stale(grid, two_rows):
     root, env = grid
     vocabulary = root / 'projects' / 'logoseg' / 'vocab' / 'coco.json'
     original = vocabulary.read_text()
-    fingerprint = [sys.executable, '-c', 'from logoseg.engine.grid import load_row; '
+    fingerprint = [sys.executable, '-c', 'from logoseg.experiments.grid import load_row; '
                    'print(load_row("t2_op").fingerprint)']
     before = subprocess.run(fingerprint, cwd=root, env=env, capture_output=True, text=True, check=True).stdout
     names = json.loads(original)
@@ -284,7 +284,7 @@ def test_a_moved_checkout_keeps_its_trainings(grid, two_rows, tmp_path):
     done = json.loads((work_dirs(grid, 't1_convnext_b')[0] / 'done.json').read_text())
     assert not os.path.isabs(done['checkpoint'])
     env = dict(env, PYTHONPATH=str(moved / 'projects'))
-    proc = subprocess.run([sys.executable, '-c', 'from logoseg.engine.grid import load_row; '
+    proc = subprocess.run([sys.executable, '-c', 'from logoseg.experiments.grid import load_row; '
                            'r = load_row("t1_convnext_b"); print(r.fingerprint, r.work_dir)'],
                           cwd=moved, env=env, capture_output=True, text=True, check=True)
     fingerprint, work_dir = proc.stdout.split()
@@ -356,7 +356,7 @@ def test_a_killed_training_resumes_in_the_same_run_and_ends_as_the_uninterrupted
     original_rows = edit_yaml(rows_file, lambda d: d['rows'].update(
         t3_lq_again=dict(tables={}, set=dict(d['rows']['t3_lq']['set']))))
     try:
-        command = [sys.executable, '-m', 'logoseg.tools.run_row', 't3_lq']
+        command = [sys.executable, '-m', 'logoseg.experiments.run_row', 't3_lq']
         proc = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 text=True)
         deadline = time.time() + 600
@@ -393,7 +393,7 @@ def test_a_killed_training_resumes_in_the_same_run_and_ends_as_the_uninterrupted
 
 def test_ctrl_c_ends_a_row_with_one_line_and_the_run_killed(grid, two_rows):
     root, env = grid
-    proc = subprocess.Popen([sys.executable, '-m', 'logoseg.tools.run_row', 't2_op_ra'], cwd=root, env=env,
+    proc = subprocess.Popen([sys.executable, '-m', 'logoseg.experiments.run_row', 't2_op_ra'], cwd=root, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     training = lambda: list((root / 'results' / 'smoke' / 'train' / 't2_op_ra').glob('*/*/vis_data/scalars.json'))  # noqa

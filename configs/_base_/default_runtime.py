@@ -7,7 +7,7 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'),
 )
 # MLflow: the sqlite store mlflow.db at the repository root unless MLFLOW_TRACKING_URI names another store or a
-# server; runs get readable names, flat params, test metrics and an honest status (logoseg.engine.tracking)
+# server; runs get readable names, flat params, test metrics and an honest status (logoseg.experiments.tracking)
 vis_backends = [
     dict(type='LocalVisBackend'),
     dict(type='TrackedMLflowVisBackend', exp_name='logoseg'),

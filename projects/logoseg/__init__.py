@@ -20,6 +20,7 @@ def register() -> None:
     from . import compat
     compat.apply_all()  # before anything below imports torchvision or MMSeg
     from . import datasets, engine, evaluation, models  # noqa: F401
+    from .experiments import preemption, tracking  # noqa: F401  (PreemptionHook, TrackedMLflowVisBackend)
     _registered = True
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,24 +1,16 @@
 """A real `mlflow server` on 127.0.0.1 (a team's tracking server): the grid's runs found through its REST API by
 their tags, their params and metrics read back, and the tables regenerated from it."""
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from ..mlflow_server import MlflowServer
 from .conftest import EXPECTED_FULL, EXPECTED_T4, run_tables, seed
 
-MLFLOW = Path(sys.executable).parent / 'mlflow'  # the venv's command, as a user starts the server
-STARTUP_S = 120  # imports + schema creation; about 60 s seen on a loaded 2-core machine, 10 s on an idle one
 
 pytestmark = pytest.mark.slow
 
@@ -30,44 +22,16 @@ def rest(url: str, path: str, body: dict | None = None) -> dict:
         return json.load(response)
 
 
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + '/health', timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 @pytest.fixture(scope='module')
 def server(tmp_path_factory):
     """``http://127.0.0.1:<free port>`` of a server on a fresh sqlite store and artifact folder, seeded."""
-    tmp = tmp_path_factory.mktemp('server')
-    with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
-        port = probe.getsockname()[1]
-    log = tmp / 'server.log'
-    command = [str(MLFLOW), 'server', '--host', '127.0.0.1', '--port', str(port), '--workers', '1',
-               '--backend-store-uri', f'sqlite:///{tmp / "mlflow.db"}', '--artifacts-destination', str(tmp / 'art')]
-    with log.open('wb') as output:
-        # its own process group: `mlflow server` runs uvicorn as a child, stopped together below
-        process = subprocess.Popen(command, cwd=tmp, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-                                   env={**os.environ, 'MLFLOW_SERVER_ENABLE_JOB_EXECUTION': 'false'})
-    url = f'http://127.0.0.1:{port}'
+    server = MlflowServer(tmp_path_factory.mktemp('server'))
     try:
-        deadline = time.monotonic() + STARTUP_S
-        while not healthy(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f'mlflow server did not answer /health within {STARTUP_S} s:\n{log.read_text()[-3000:]}')
-            time.sleep(0.5)
+        url = server.start()
         seed(MlflowClient(url))
         yield url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        server.stop()
 
 
 def test_grid_runs_found_by_tags_through_the_rest_api(server):

@@ -1,5 +1,4 @@
 """The full-resolution label map: MMSeg's resize-then-argmax, built in memory that grows with pixels only."""
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

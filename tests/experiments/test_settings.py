@@ -59,7 +59,8 @@ def test_settings_become_submitit_parameters(checkout):
 
 
 @pytest.mark.parametrize('smoke, message', [
-    (dict(executor='kubernetes'), "unknown executor 'kubernetes' in params.yaml smoke.executor; use one of local, slurm"),
+    (dict(executor='kubernetes'),
+     "unknown executor 'kubernetes' in params.yaml smoke.executor; use one of local, slurm"),
     (dict(executor='slurm'), 'params.yaml smoke.slurm.partition is missing'),
     (dict(executor='slurm', slurm_partition='cpu', slurm_time_min=0), 'smoke.slurm.time_min: 0; a positive integer'),
     (dict(executor='slurm', slurm_partition='cpu', slurm_sbatch='--exclusive'), 'smoke.slurm.sbatch: a mapping'),

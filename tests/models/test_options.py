@@ -57,7 +57,8 @@ def test_typo_in_a_head_option_names_it_and_the_closest_option(smoke_cfg):
     (head(ss2d_cfg=dict(expand=0.01)), 'model.decode_head.ss2d_cfg.expand=0.01: leaves no inner channel'),
     (head(ss2d_cfg=dict(dt_rank='full')), "model.decode_head.ss2d_cfg.dt_rank='full': use an integer >= 1 or 'auto'"),
     (head(ss2d_cfg=dict(scan_backend='triton')), "model.decode_head.ss2d_cfg.scan_backend='triton': use one of"),
-    (head(loss_decode=dict(type='MaskedBCELoss', normalize='mean')), "model.decode_head.loss_decode.normalize='mean': use one of"),
+    (head(loss_decode=dict(type='MaskedBCELoss', normalize='mean')),
+     "model.decode_head.loss_decode.normalize='mean': use one of"),
 ])
 def test_unknown_or_misplaced_keys_anywhere_in_the_model_config(smoke_cfg, edit, expected):
     assert expected in build_error(smoke_cfg, edit)

@@ -7,5 +7,6 @@ from .benchmarks import (ADE150Dataset, ADE847Dataset, COCOStuff171Dataset, Data
 from .transforms import LoadSegAnnotations
 
 __all__ += ['ADE150Dataset', 'ADE847Dataset', 'COCOStuff171Dataset', 'DatasetFileError', 'DatasetNotFoundError',
-            'LoadSegAnnotations', 'PascalContext59Dataset', 'PascalContext459Dataset', 'PascalVOC20bDataset', 'PascalVOC20Dataset',
+            'LoadSegAnnotations', 'PascalContext59Dataset', 'PascalContext459Dataset', 'PascalVOC20bDataset',
+            'PascalVOC20Dataset',
             'PreparedSegDataset']

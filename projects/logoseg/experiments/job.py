@@ -1,9 +1,9 @@
-"""What one SLURM job of the grid runs: ``python -m logoseg.tools.run_row ROW --profile P`` in the repository,
+"""What one SLURM job of the grid runs: ``python -m logoseg.experiments.run_row ROW --profile P`` in the repository,
 requeued by submitit when SLURM preempts it or its time limit approaches.
 
 :class:`RowJob` is the callable submitit pickles. Its process (submitit's, under ``srun``) starts ``run_row`` as
 a child with ``LOGOSEG_PREEMPTIBLE=1``, so that the child saves a checkpoint and exits when signalled
-(``engine/preemption.py``). On the signal submitit calls :meth:`RowJob.checkpoint` here: it waits for the child
+(``experiments/preemption.py``). On the signal submitit calls :meth:`RowJob.checkpoint` here: it waits for the child
 to finish that, counts the requeue on the row's MLflow run and returns the job to submitit, which requeues it.
 The rerun of ``run_row`` resumes from the checkpoint in the same MLflow run. After ``max_requeues`` requeues, or
 when the child fails, the run ends FAILED with an ``error`` tag naming the cause, the job and its log file.
@@ -22,8 +22,8 @@ from typing import Optional
 import submitit
 from submitit.helpers import Checkpointable, DelayedSubmission
 
-from ..engine.preemption import ENV, EXIT_PREEMPTED, preemption_signal
-from ..engine.tracking import EXPERIMENT
+from .preemption import ENV, EXIT_PREEMPTED, preemption_signal
+from .tracking import EXPERIMENT
 
 CHILD_GRACE_S = 60  # SLURM signals 90 s (submitit's signal_delay_s) before it kills: the child saves within that
 SIGTERM_CODES = (-signal.SIGTERM, 128 + signal.SIGTERM)  # scancel: the run is KILLED, nothing to add
@@ -57,7 +57,7 @@ class RowJob(Checkpointable):
         env.setdefault('OMP_NUM_THREADS', os.environ.get('SLURM_CPUS_PER_TASK', '1'))
         print(f'logoseg: row {self.row} ({self.profile} profile), attempt {self.requeues + 1} '
               f'(requeues so far: {self.requeues}) on {socket.gethostname()}', flush=True)
-        command = [sys.executable, '-m', 'logoseg.tools.run_row', self.row, '--profile', self.profile]
+        command = [sys.executable, '-m', 'logoseg.experiments.run_row', self.row, '--profile', self.profile]
         self._child = subprocess.Popen(command, cwd=self.root, env=env)
         code = self._child.wait()  # a preemption signal interrupts this wait: see checkpoint()
         pid = self._child.pid

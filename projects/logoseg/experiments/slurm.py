@@ -67,9 +67,9 @@ class SlurmSettings:
 
 
 def find_root() -> Path:
-    """The repository the grid runs in (``engine.tracking.repo_root``: the DVC repository of the current
+    """The repository the grid runs in (``experiments.repository.repo_root``: the DVC repository of the current
     directory, else ``DVC_ROOT``), checked to hold the grid."""
-    from ..engine.tracking import repo_root
+    from .repository import repo_root
     root = repo_root()
     if not (root / 'params.yaml').is_file() or not (root / 'experiments' / 'rows.yaml').is_file():
         raise LoGoSegUserError(f'no LoGoSeg checkout at {root} (params.yaml, experiments/rows.yaml); '
@@ -162,7 +162,7 @@ def ensure_experiment(uri: str) -> None:
     create it, and all but one fail (RESOURCE_ALREADY_EXISTS)."""
     from mlflow import MlflowClient
 
-    from ..engine.tracking import EXPERIMENT
+    from .tracking import EXPERIMENT
     client = MlflowClient(uri)
     if client.get_experiment_by_name(EXPERIMENT) is None:
         client.create_experiment(EXPERIMENT)

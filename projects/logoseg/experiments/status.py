@@ -3,7 +3,8 @@
     python -m logoseg.experiments.status [--rows ...] [--profile smoke] [--cancel]
 
 One line per row: not submitted / pending / running (iteration and ETA from the job's log) / requeued /
-evaluating / done / failed (the run's ``error``) / cancelled, with the job id, its elapsed time, the MLflow run and the log.
+evaluating / done / failed (the run's ``error``) / cancelled, with the job id, its elapsed time, the MLflow run and
+the log.
 """
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ def status(root: Path, profile: str, rows: Optional[list[str]] = None, out=sys.s
     """Print one line per row; returns row -> status."""
     from mlflow import MlflowClient
 
-    from ..engine.tracking import EXPERIMENT
+    from .tracking import EXPERIMENT
     from .submit import grid_rows
     record = slurm.read_record(root, profile)
     rows = rows or grid_rows(root)

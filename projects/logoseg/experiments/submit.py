@@ -31,7 +31,7 @@ def row_progress(root: Path, key: str, profile: str) -> dict:
     """What the row's outputs say, as ``run_row`` reads them: ``fingerprint`` (of its current configuration),
     ``trained`` (a complete training with it), ``complete`` (trained, and its metrics JSON records this training
     and the current evaluation code: ``run_row`` would have nothing to redo), ``run_id`` (of the training)."""
-    from ..engine.grid import load_row
+    from .grid import load_row
     row = load_row(key, profile, root)
     fingerprint = row.fingerprint  # builds and checks the row's config: a bad knob stops here, in one line
     done = read_json(row.done_file)

@@ -107,7 +107,7 @@ def write_config(folder: Path, cpus: int) -> Path:
     while len(ports) < 2:
         ports = sorted({_free_port() for _ in range(4)})
     lines = [
-        f'ClusterName=logoseg-test', f'SlurmctldHost={host}', 'SlurmUser=root', 'SlurmdUser=root',
+        'ClusterName=logoseg-test', f'SlurmctldHost={host}', 'SlurmUser=root', 'SlurmdUser=root',
         f'SlurmctldPort={ports[0]}', f'SlurmdPort={ports[1]}',
         'AuthType=auth/munge', 'CredType=cred/munge',
         # cred_expire=5: a requeued job waits cred_expire + 1 s before it may start again (default 120 s)

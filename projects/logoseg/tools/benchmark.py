@@ -174,7 +174,8 @@ def benchmark_config(path: str, device: str, threads: int | None, repeats: int, 
         crop_overhead=crop_ms['model'] / crop_ms['encoder'],
         eval_image=f'{image_size}x{image_size}', eval_mode=model.test_cfg.get('mode', 'whole'),
         eval_views=[f'{v.shape[-2]}x{v.shape[-1]}' for v in views for _ in range(len(v))], eval_classes=small,
-        eval_ms=eval_ms['model'], eval_encoder_ms=eval_ms['encoder'], eval_overhead=eval_ms['model'] / eval_ms['encoder'],
+        eval_ms=eval_ms['model'], eval_encoder_ms=eval_ms['encoder'],
+        eval_overhead=eval_ms['model'] / eval_ms['encoder'],
         large_classes=large, large_eval_ms=eval_ms['large'], large_vocab_ratio=eval_ms['large'] / eval_ms['model'],
         prior_top_k=top_k, large_top_k_eval_ms=eval_ms.get('large_top_k'),
         large_top_k_ratio=eval_ms['large_top_k'] / eval_ms['model'] if top_k else None,
@@ -328,13 +329,13 @@ def benchmark_scan(device: torch.device, repeats: int, threads: int | None, fres
         fns['cuda_kernel'] = lambda: selective_scan(**inputs, delta_softplus=True, backend='cuda')
     with torch.no_grad():
         out['forward_b1_ms'] = time_side_by_side(fns, device, repeats)
-    del floor1, result
+    floor1 = result = None  # free them before the batch-4 tensors (the timed closures are done)
     floor4 = torch.randn(4, shape['channels'], shape['d_state'], shape['length'], device=device)
     inputs = scan_inputs(4, device, requires_grad=True, **shape)
     fns = {'cumsum': lambda: torch.cumsum(floor4, -1)}
     fns.update({name: (lambda fn=fn: _forward_backward(fn, inputs)) for name, fn in SCANS.items()})
     out['forward_backward_b4_ms'] = time_side_by_side(fns, device, repeats)
-    del floor4, inputs
+    floor4 = inputs = None
     out['forward_backward_b4_peak_mb'] = {name: fresh_process(scan_peak_memory, name, device.type, threads, 4, shape)
                                           for name in SCANS}
     fwd, fb = out['forward_b1_ms'], out['forward_backward_b4_ms']

@@ -31,7 +31,8 @@ from mmengine.runner import Runner
 from mmseg.registry import DATASETS
 
 from ..datasets import DatasetNotFoundError
-from ..engine.tracking import TrackedRun, relative_to_repo, repo_root
+from ..experiments.repository import relative_to_repo, repo_root
+from ..experiments.tracking import TrackedRun
 from ..utils.errors import LoGoSegUserError
 
 BENCHMARKS = ('ade847', 'pc459', 'ade150', 'pc59', 'voc20', 'voc20b')  # the paper's column order

@@ -104,7 +104,8 @@ def print_table(report: dict) -> None:
                                 models=[], train=[], selective_scan=report['selective_scan']))
     print('\ntargets:')
     for name, t in report['targets'].items():
-        print(f"  {name:22s} {t['measured']:9.2f} <= {t['target']:g}  {'met' if t['met'] else 'MISSED'}  ({t['setting']})")
+        verdict = 'met' if t['met'] else 'MISSED'
+        print(f"  {name:22s} {t['measured']:9.2f} <= {t['target']:g}  {verdict}  ({t['setting']})")
 
 
 def main(argv: list[str] | None = None) -> int:

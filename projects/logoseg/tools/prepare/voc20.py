@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .common import (INVALID, LabelSpec, Plan, check_files, check_image, execute, load_params, make_parser, parse_args,
-                     read_label, remap, require, run_main, write_png)
+                     read_failed, read_label, remap, require, run_main, write_png)
 
 SOURCE = ('VOCtrainval_11-May-2012.tar from http://host.robots.ox.ac.uk/pascal/VOC/voc2012/ (JPEGImages, '
           'ImageSets) plus SegmentationClassAug (PNG conversion of SBD, '

@@ -21,7 +21,7 @@ def test_the_rehearsal_runs_a_paper_config_at_its_real_width_end_to_end(tmp_path
     env = dict(os.environ, PATH=f'{BIN}:{os.environ["PATH"]}', PYTHONPATH=str(root / 'projects'),
                MLFLOW_TRACKING_URI=uri)
     env.pop('MLFLOW_RUN_ID', None)
-    proc = subprocess.run([sys.executable, '-m', 'logoseg.tools.rehearse', '--rows', 'full'], cwd=root, env=env,
+    proc = subprocess.run([sys.executable, '-m', 'logoseg.experiments.rehearse', '--rows', 'full'], cwd=root, env=env,
                           capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.stdout.splitlines()[0].startswith('full: ok (')

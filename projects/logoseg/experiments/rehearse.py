@@ -1,6 +1,6 @@
 """A dress rehearsal of the paper profile: its configs at their real widths, in minutes, on any machine.
 
-    python -m logoseg.tools.rehearse [--rows full t1_vitl t1_convnext_b t1_convnext_l]
+    python -m logoseg.experiments.rehearse [--rows full t1_vitl t1_convnext_b t1_convnext_l]
 
 Each row runs as a grid row of the ``rehearsal`` profile of ``params.yaml``: the paper's configs with random
 CLIP weights (nothing is downloaded), two iterations on the smoke stand-ins at the paper's batch per GPU with
@@ -15,10 +15,9 @@ import argparse
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from ..engine.grid import load_yaml
-from ..engine.tracking import repo_root
+from .grid import load_yaml
+from .repository import repo_root
 
 PROFILE = 'rehearsal'
 BACKBONE_ROWS = ('full', 't1_vitl', 't1_convnext_b', 't1_convnext_l')
@@ -26,7 +25,7 @@ BACKBONE_ROWS = ('full', 't1_vitl', 't1_convnext_b', 't1_convnext_l')
 
 def rehearse(rows: tuple[str, ...]) -> dict[str, str]:
     """Run ``rows`` under the rehearsal profile, then the tables; returns row -> outcome line."""
-    from .prepare import smoke
+    from ..tools.prepare import smoke
     root = repo_root()
     settings = load_yaml(root / 'params.yaml')[PROFILE]
     smoke.prepare(root / settings['data_root'])  # skipped when the stand-ins are up to date
@@ -35,7 +34,8 @@ def rehearse(rows: tuple[str, ...]) -> dict[str, str]:
     outcomes = {}
     for row in rows:
         start = time.time()
-        proc = subprocess.run([sys.executable, '-m', 'logoseg.tools.run_row', row, '--profile', PROFILE], cwd=root,
+        command = [sys.executable, '-m', 'logoseg.experiments.run_row', row, '--profile', PROFILE]
+        proc = subprocess.run(command, cwd=root,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         lines = proc.stderr.strip().splitlines()
         outcome = 'ok' if proc.returncode == 0 else (lines[-1] if lines else f'exit {proc.returncode}')
@@ -49,7 +49,7 @@ def rehearse(rows: tuple[str, ...]) -> dict[str, str]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog='python -m logoseg.tools.rehearse', description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m logoseg.experiments.rehearse', description=__doc__.split('\n')[0])
     parser.add_argument('--rows', nargs='+', default=list(BACKBONE_ROWS),
                         help='grid rows to rehearse (default: the four backbones of Table 1)')
     args = parser.parse_args(argv)

@@ -12,7 +12,7 @@ A stopped ``mlflow server`` used to block the training loop in MLflow's own retr
   passed; the next call after that sends the queue first, in order, then itself.
 - A queue still there when its process ends (the server stayed down) is sent by the next ``TrackedRun.start``
   on the same tracking URI, whatever its run (so a row that finished during the outage is completed by the
-  next row, and a resumed row gets its earlier calls before its own), or by ``python -m logoseg.engine.spool``.
+  next row, and a resumed row gets its earlier calls before its own), or by ``python -m logoseg.experiments.spool``.
 - Calls that fail for another reason when sent from the queue (a spooled artifact deleted, the run deleted)
   are not dropped silently: the run's ``tracking_lost`` tag lists them.
 
@@ -178,7 +178,7 @@ class Spool:
         if self.pending:
             _say(f'MLflow tracking at {shown_uri(self.uri)} still unreachable; {self.pending} logging calls of run '
                  f'{self.run_id} stay in {self.path}; the next logoseg run on this tracking URI sends them '
-                 '(or: python -m logoseg.engine.spool)')
+                 '(or: python -m logoseg.experiments.spool)')
         if self.lost:  # refused by the store before it went away again: the run cannot be told, the user can
             _say(f'run {self.run_id}: {len(self.lost)} queued logging calls could not be sent: '
                  + '; '.join(self.lost)[:1000])
@@ -315,7 +315,7 @@ def replay_leftovers(client) -> None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog='python -m logoseg.engine.spool',
+    parser = argparse.ArgumentParser(prog='python -m logoseg.experiments.spool',
                                      description='Send the MLflow logging queued during a tracking outage '
                                                  f'by processes that have ended (spool: {spool_dir()}).')
     parser.parse_args(argv)

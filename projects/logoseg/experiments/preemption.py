@@ -13,14 +13,18 @@ the rerun redoes that part.
 
 ``run_row`` calls :func:`install` first thing and builds its Runner from :func:`with_preemption` ``(cfg)``, so
 the hook never enters the config that is fingerprinted and dumped. Without the variable both do nothing.
+With several GPUs ``run_row`` trains through torchrun (:func:`run_training_child`): each worker handles the
+signal as above, the ranks agree on the iteration to stop after, and ``run_row`` waits for them.
 """
 from __future__ import annotations
 
 import copy
 import os
 import signal
+import subprocess
 from typing import Optional
 
+from mmengine.dist import barrier
 from mmengine.hooks import CheckpointHook, Hook
 from mmseg.registry import HOOKS
 
@@ -67,6 +71,29 @@ def install() -> bool:
     return True
 
 
+def run_training_child(command: list[str], env: dict) -> int:
+    """Run ``command`` (torchrun and its workers, which train) and return its exit status; raise
+    :class:`Preempted` when the preemption signal came meanwhile.
+
+    SLURM signals every process of the job step. The workers handle the signal (:class:`PreemptionHook`: all
+    ranks stop after the same iteration, rank 0 saves). This process only notes it and waits for them, and
+    torchrun ignores it (inherited ``SIG_IGN``; each worker installs its own handler at start), since the
+    signal's default action would end torchrun at once and leave its workers unsupervised mid-save.
+    """
+    if not os.environ.get(ENV):
+        return subprocess.run(command, env=env).returncode
+    sig = preemption_signal()
+    _state['training'] = True
+    try:
+        code = subprocess.run(command, env=env, preexec_fn=lambda: signal.signal(sig, signal.SIG_IGN)).returncode
+    finally:
+        _state['training'] = False
+    if _state['requested']:
+        raise Preempted(f'preempted while torchrun trained (exit {code}): its workers saved a checkpoint, to be '
+                        'requeued')
+    return code
+
+
 def with_preemption(cfg):
     """``cfg`` with :class:`PreemptionHook` added when preemption is handled here, else ``cfg`` itself."""
     if not os.environ.get(ENV):
@@ -103,6 +130,8 @@ class PreemptionHook(Hook):
             if os.path.basename(saved) != hook.filename_tmpl.format(step):
                 runner.logger.info(f'Preempted: saving checkpoint at {step} iterations')
                 hook._save_checkpoint(runner)
+        # rank 0 writes the file: no rank exits before it is complete (torchrun stops the others at the first exit)
+        barrier()
         _state['training'] = False
         raise Preempted(f'preempted after iteration {step}: checkpoint saved, to be requeued')
 

@@ -4,15 +4,15 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 from mmengine.config import Config
 
-from logoseg.engine.tracking import (EXPERIMENT, TrackedMLflowVisBackend, TrackedRun, config_params,
-                                     mark_stale_runs, repo_root, tracking_uri)
+from logoseg.experiments.repository import git_tags, repo_root
+from logoseg.experiments.tracking import (EXPERIMENT, TrackedRun, config_params,
+                                          mark_stale_runs, tracking_uri)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,7 +84,7 @@ def test_reopening_a_run_keeps_its_logged_params(store):
 
 CHILD = textwrap.dedent('''
     import sys, time
-    from logoseg.engine.tracking import TrackedRun
+    from logoseg.experiments.tracking import TrackedRun
     run = TrackedRun('child', dict(row=sys.argv[1])).start()
     print(run.run_id, flush=True)
     time.sleep(60)
@@ -133,7 +133,7 @@ def test_backend_opens_a_named_run_and_leaves_it_failed_when_the_process_dies(st
     """The mim-train path: the backend owns its run; an uncaught error ends it FAILED, not FINISHED."""
     script = textwrap.dedent(f'''
         from mmengine.config import Config
-        from logoseg.engine.tracking import TrackedMLflowVisBackend
+        from logoseg.experiments.tracking import TrackedMLflowVisBackend
         backend = TrackedMLflowVisBackend(save_dir={str(tmp_path / "ts" / "vis_data")!r})
         cfg = Config.fromfile({str(REPO / "configs" / "logoseg_smoke.py")!r})
         cfg.work_dir = {str(tmp_path / "ts")!r}
@@ -192,7 +192,6 @@ def git(root: Path, *args: str) -> None:
 
 
 def test_git_dirty_is_true_only_for_source_changes_not_for_files_dvc_writes(tmp_path):
-    from logoseg.engine.tracking import git_tags
     root = make_repository(tmp_path / 'repo')
     (root / 'experiments').mkdir()
     for name in ('dvc.lock', 'params.yaml', 'experiments/rows.yaml', 'data.dvc', 'model.py'):

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from logoseg.engine.grid import HEAD_KNOBS, load_row, set_schedule
+from logoseg.experiments.grid import HEAD_KNOBS, load_row, set_schedule
 from logoseg.utils.errors import LoGoSegUserError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,7 +70,8 @@ def test_schedule_follows_max_iters():
 def test_bad_rows_and_profiles_are_one_line_errors(tmp_path):
     (tmp_path / 'experiments').mkdir()
     (tmp_path / 'params.yaml').write_text((REPO / 'params.yaml').read_text())
-    bad = dict(ROWS, rows=dict(typo=dict(tables={}, set=dict(lamda=0.5)), big=dict(tables={}, set=dict(backbone='vit-h'))))
+    bad = dict(ROWS, rows=dict(typo=dict(tables={}, set=dict(lamda=0.5)),
+                               big=dict(tables={}, set=dict(backbone='vit-h'))))
     (tmp_path / 'experiments' / 'rows.yaml').write_text(yaml.safe_dump(bad))
     with pytest.raises(LoGoSegUserError, match=r"row 'typo' sets unknown knob\(s\) \['lamda'\]"):
         load_row('typo', 'smoke', tmp_path)
@@ -83,7 +84,7 @@ def test_bad_rows_and_profiles_are_one_line_errors(tmp_path):
 
 
 def test_the_training_fingerprint_covers_vocabularies_and_utils_not_evaluation():
-    from logoseg.engine.grid import PACKAGE, training_sources
+    from logoseg.experiments.grid import PACKAGE, training_sources
     sources = {path.relative_to(PACKAGE).as_posix() for path in training_sources()}
     assert {'vocab/coco.json', 'utils/vocab.py', 'models/head.py', 'datasets/benchmarks.py',
             'engine/hooks.py', 'models/model_configs/LoGoSeg-Smoke-ViT-B.json'} <= sources

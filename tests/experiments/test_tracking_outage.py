@@ -6,62 +6,21 @@ import sys
 import textwrap
 import time
 import json
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from logoseg.engine.spool import HTTP_DEFAULTS, bound_http_retries
-from logoseg.engine.spool import main as spool_main
-from logoseg.engine.tracking import TrackedMLflowVisBackend, TrackedRun
+from logoseg.experiments.spool import HTTP_DEFAULTS, bound_http_retries
+from logoseg.experiments.spool import main as spool_main
+from logoseg.experiments.tracking import TrackedMLflowVisBackend, TrackedRun
 from logoseg.utils.errors import LoGoSegUserError
+
+from ..mlflow_server import MlflowServer
 
 REPO = Path(__file__).resolve().parents[2]
 RETRY_S = 2  # LOGOSEG_MLFLOW_RETRY_S in these tests: a retry within the test's few seconds of outage
-
-
-class MlflowServer:
-    """``mlflow server`` on a free loopback port with a sqlite store in ``folder``; same port and store on
-    every start."""
-
-    def __init__(self, folder: Path):
-        with socket.socket() as probe:
-            probe.bind(('127.0.0.1', 0))
-            self.port = probe.getsockname()[1]
-        self.folder = folder
-        self.uri = f'http://127.0.0.1:{self.port}'
-        self.proc = None
-
-    def start(self, timeout: float = 60) -> None:
-        log = open(self.folder / 'server.log', 'a')
-        self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / 'mlflow'), 'server', '--host', '127.0.0.1', '--port', str(self.port),
-             '--workers', '1', '--backend-store-uri', f'sqlite:///{self.folder / "mlflow.db"}',
-             '--artifacts-destination', str(self.folder / 'artifacts')], stdout=log, stderr=subprocess.STDOUT,
-            env=dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION='false'))  # no job runner: starts, stops faster
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, (self.folder / 'server.log').read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f'{self.uri}/health', timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.3)
-        raise TimeoutError(f'mlflow server not ready in {timeout} s')
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.proc = None
 
 
 @pytest.fixture
@@ -149,7 +108,7 @@ def test_a_server_stopped_mid_run_queues_the_logging_and_sends_it_when_back(outa
 
 CHILD = textwrap.dedent('''
     import sys, time
-    from logoseg.engine.tracking import TrackedRun
+    from logoseg.experiments.tracking import TrackedRun
     row, other = TrackedRun('resumed row', dict(row='a')).start(), TrackedRun('done row', dict(row='b')).start()
     for run in (row, other):
         run.log_metrics({'loss': 1.0}, step=0)

@@ -1,6 +1,6 @@
 """Train and evaluate one row of the ablation grid: the DVC stage ``row@<row>``.
 
-    python -m logoseg.tools.run_row t4_lambda0_r8 [--profile smoke]
+    python -m logoseg.experiments.run_row t4_lambda0_r8 [--profile smoke]
 
 Builds the row's config (``experiments/rows.yaml`` knobs on the profile's backbone config) and checks it by
 building its model, before any output of the row is touched. Then it trains with mmengine's Runner
@@ -17,7 +17,7 @@ What a rerun does (nothing complete is ever deleted):
   did not finish, else in a new run of the row, so a failed re-evaluation leaves the FINISHED run, the
   metrics JSON and the tables as they were;
 - trainings of other configurations stay in their own work dirs; switching a knob back finds them.
-  ``python -m logoseg.tools.run_row --prune`` removes those that no row's current configuration uses.
+  ``python -m logoseg.experiments.run_row --prune`` removes those that no row's current configuration uses.
 
 A failure prints one line naming the problem (the traceback goes to ``results/<profile>/logs/<row>.log``).
 """
@@ -28,7 +28,6 @@ import csv
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 import traceback
@@ -37,11 +36,11 @@ from pathlib import Path
 from typing import Optional
 
 from ..utils.errors import LoGoSegUserError
-from ..engine.grid import PROFILES, Row, load_row, row_keys, write_json
-from ..engine.preemption import install as install_preemption, with_preemption
-from ..engine.spool import shown_uri, unreachable
-from ..engine.tracking import (EXPERIMENT, TrackedRun, interrupted, mark_stale_runs, one_line, relative_to_repo,
-                               repo_root, tracking_uri)
+from .grid import PROFILES, Row, load_row, row_keys, write_json
+from .preemption import install as install_preemption, run_training_child, with_preemption
+from .spool import shown_uri, unreachable
+from .repository import relative_to_repo, repo_root
+from .tracking import EXPERIMENT, TrackedRun, interrupted, mark_stale_runs, one_line, tracking_uri
 
 
 def read_json(path: Path) -> dict:
@@ -87,7 +86,7 @@ def run_status(run_id: Optional[str]) -> Optional[str]:
 @contextmanager
 def store_needed():
     """Before a row starts, an unreachable tracking store stops it with one line (nothing has run yet);
-    once it runs, an outage only queues its logging (``engine/spool.py``)."""
+    once it runs, an outage only queues its logging (``experiments/spool.py``)."""
     try:
         yield
     except Exception as err:
@@ -209,11 +208,11 @@ def train(row: Row, cfg, run: TrackedRun, resume: bool) -> None:
     gpus = int(row.settings.get('gpus') or 0)
     if gpus > 1:
         command = [sys.executable, '-m', 'torch.distributed.run', f'--nproc-per-node={gpus}', '-m',
-                   'logoseg.tools.run_row', row.key, '--profile', row.profile, '--launcher', 'pytorch']
-        result = subprocess.run(command, env=dict(os.environ, MLFLOW_RUN_ID=run.run_id))
-        if result.returncode != 0:
-            raise LoGoSegUserError(f'training of {row.key} failed in torchrun (exit {result.returncode}); rerun '
-                                   f'to resume from its last checkpoint in {relative_to_repo(row.work_dir)}')
+                   'logoseg.experiments.run_row', row.key, '--profile', row.profile, '--launcher', 'pytorch']
+        code = run_training_child(command, env=dict(os.environ, MLFLOW_RUN_ID=run.run_id))
+        if code != 0:
+            raise LoGoSegUserError(f'training of {row.key} failed in torchrun (exit {code}); rerun to resume '
+                                   f'from its last checkpoint in {relative_to_repo(row.work_dir)}')
         return
     cfg.resume = resume
     runner = Runner.from_cfg(with_preemption(cfg))
@@ -282,7 +281,7 @@ def efficiency(config: Path, checkpoint: Path) -> dict:
     from mmengine.runner import load_checkpoint
     from mmseg.registry import MODELS
 
-    from .benchmark import peak_mb, reset_peak
+    from ..tools.benchmark import peak_mb, reset_peak
 
     cfg = Config.fromfile(str(config))
     init_default_scope('mmseg')
@@ -335,7 +334,7 @@ def _dataset_classes(cfg) -> tuple[str, ...]:
 def evaluate(row: Row, run: TrackedRun, checkpoint: Path) -> None:
     """The six benchmarks and the efficiency figures into ``run``, then the row's metrics JSON (replaced only
     when all of it succeeded: a failed evaluation leaves the previous result as it was)."""
-    from .evaluate_all import evaluate_all
+    from ..tools.evaluate_all import evaluate_all
     results = evaluate_all(str(row.work_dir / 'config.py'), str(checkpoint),
                            str(row.eval_dir / 'benchmarks_so_far.json'), work_dir=str(row.eval_dir),
                            cfg_options=row.test_options())
@@ -351,7 +350,7 @@ def evaluate(row: Row, run: TrackedRun, checkpoint: Path) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog='python -m logoseg.tools.run_row', description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m logoseg.experiments.run_row', description=__doc__.split('\n')[0])
     parser.add_argument('row', nargs='?', help='a key of experiments/rows.yaml, e.g. t4_lambda0_r8')
     parser.add_argument('--profile', choices=PROFILES, help="default: params.yaml's profile")
     parser.add_argument('--prune', action='store_true',
@@ -372,7 +371,7 @@ def run_repository_code(argv: list[str]) -> None:
     if package.is_dir() and package.resolve() != here and not os.environ.get('LOGOSEG_REEXEC'):
         path = os.pathsep.join(filter(None, [str(package.parent), os.environ.get('PYTHONPATH')]))
         env = dict(os.environ, PYTHONPATH=path, LOGOSEG_REEXEC='1')
-        os.execve(sys.executable, [sys.executable, '-m', 'logoseg.tools.run_row', *argv], env)
+        os.execve(sys.executable, [sys.executable, '-m', 'logoseg.experiments.run_row', *argv], env)
 
 
 def main(argv=None) -> None:

@@ -18,11 +18,14 @@ import yaml
 from mmengine.config import Config
 
 from ..utils.errors import LoGoSegUserError
-from .tracking import HEAD_KNOBS, repo_root
+from .repository import repo_root
 
 PROFILES = ('smoke', 'paper', 'rehearsal')
 BACKBONES = ('vitb', 'vitl', 'convnext_b', 'convnext_l')
 TRAIN_SETS = ('coco', 'pc59', 'ade150')
+# the grid's knob -> LoGoSegHead argument; also the MLflow param names (README, "Experiments")
+HEAD_KNOBS = dict(op='use_object_prior', ccf='use_fusion', ra='use_region_alignment', gc='use_global_context',
+                   da='use_dir_attn', fusion_depth='fusion_depth', r='region_grid', prior_on_logits='prior_on_logits')
 
 
 def load_yaml(path: Path) -> dict:
@@ -186,8 +189,7 @@ class Row:
 PACKAGE = Path(__file__).resolve().parents[1]
 # What a training's result depends on, beside its config and data (also the row stages' DVC deps, dvc.yaml).
 # Evaluation code is not here: a change there re-evaluates a complete training instead of retraining it.
-TRAINING_SOURCES = ('__init__.py', 'compat.py', 'models', 'datasets', 'utils', 'vocab', 'engine/hooks.py',
-                    'engine/optim.py')
+TRAINING_SOURCES = ('__init__.py', 'compat.py', 'models', 'datasets', 'utils', 'vocab', 'engine')
 
 
 # What the metrics depend on beside the training and the eval configs (configs/eval).
