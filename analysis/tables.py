@@ -44,24 +44,35 @@ def build(paper: pd.DataFrame, ours: pd.DataFrame, profile: str) -> pd.DataFrame
     paper = paper.reset_index(drop=True)
     found = ours.reindex(paper['row']).reset_index(drop=True)
     found[paper['source'] != 'paper'] = np.nan  # literature rows are the paper's numbers only
-    found[list(BENCHMARKS.values())] = found[list(BENCHMARKS.values())].astype(float)
+    # mIoU as MMSeg reports it (2 decimals): runs logged before the metrics were rounded at the source
+    # (logoseg.experiments.tracking.metric_value) carry float32 noise such as 11.609999656677246
+    found[list(BENCHMARKS.values())] = found[list(BENCHMARKS.values())].astype(float).round(2)
     table = paper[['row', *[c for c in DESCRIPTION if paper[c].notna().any()], 'source']].copy()
     for name in BENCHMARKS.values():
         table[f'{name} ours'] = found[name]
         table[f'{name} paper'] = paper[name]
-        table[f'{name} diff'] = found[name] - paper[name]
+        # 11.61 - 11.6 is 0.009999999999999787 in binary floats; rounded, then -0.0 (a rounded tiny negative)
+        # made +0.0, so the CSV holds 0.01 and 0.0
+        table[f'{name} diff'] = (found[name] - paper[name]).round(2) + 0.0
     table['run'], table['run_id'] = found['run'], found['run_id']
     table['note'] = np.select([paper['source'] == 'literature', found['run_id'].isna()],
                               ['literature', f'missing: no FINISHED {profile} run'], '')
     return table
 
 
+def shown(value: float, signed: bool = False) -> str:
+    """``value`` with one decimal as the paper prints it; ``signed``: with its sign (a difference), but never
+    ``-0.0`` or ``+0.0`` (-0.04 rounds to -0.0): no difference is ``0.0``."""
+    value = round(value, 1) + 0.0  # -0.0 + 0.0 == +0.0
+    return f'{value:+.1f}' if signed and value else f'{value:.1f}'
+
+
 def formatted(table: pd.DataFrame, na: str) -> pd.DataFrame:
     """Numbers as the paper prints them (one decimal, signed differences), ``na`` where there is none."""
     out = table.drop(columns='run_id').astype(object).fillna('')
     for column in table.columns[table.columns.str.endswith((' ours', ' paper', ' diff'))]:
-        spec = '{:+.1f}' if column.endswith(' diff') else '{:.1f}'
-        out[column] = table[column].map(lambda v: na if pd.isna(v) else spec.format(v))
+        signed = column.endswith(' diff')
+        out[column] = table[column].map(lambda v, signed=signed: na if pd.isna(v) else shown(v, signed))
     return out
 
 

@@ -144,7 +144,7 @@ def test_a_row_writes_metrics_curve_and_a_finished_mlflow_run(grid, two_rows, ro
     assert tags['data_version'] == data_version
     params = run.data.params
     assert params['backbone'] == ('vitb' if row == 't2_op' else 'convnext_b')
-    assert params['ccf'] == ('False' if row == 't2_op' else 'True') and params['max_iters'] == str(ITERS)
+    assert params['ccf'] == ('0' if row == 't2_op' else '1') and params['max_iters'] == str(ITERS)  # 0/1: charts
     assert len(params) < 30 and all(len(v) < 200 for v in params.values())
     for name in BENCHMARKS:
         for key in ('mIoU', 'aAcc', 'mAcc', 'hallucination_rate', 'hallucinated_classes'):

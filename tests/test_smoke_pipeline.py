@@ -120,7 +120,9 @@ def test_train_and_test_runs_are_logged_to_mlflow_with_names_metrics_and_status(
     assert {'loss', 'lr', 'val/mIoU', 'val/hallucination_rate'} <= set(run.data.metrics)
     assert len(run.data.params) < 25 and run.data.params['max_iters'] == str(TRAIN_ITERS)
     assert testing[-1].info.status == 'FINISHED'
-    assert testing[-1].data.metrics['test/num_images'] == 16
+    test_miou = testing[-1].data.metrics['test/mIoU']
+    assert test_miou == round(test_miou, 2)  # as MMSeg reports it, without float32 noise
+    assert 'test/num_images' not in testing[-1].data.metrics  # not in the README's schema: the log has it
     assert len({r.info.run_name for r in runs}) == len(runs)  # no more one random name for every run
 
 

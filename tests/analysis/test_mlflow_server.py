@@ -47,7 +47,8 @@ def test_grid_runs_found_by_tags_through_the_rest_api(server):
     newest_full, newest_t4 = runs[0], runs[2]
     assert newest_full['tags']['table4'] == 'Full, 6x6'
     assert newest_full['tags']['table3'] == 'w/ LQ + GC + DA | w/ fusion depth = 2'
-    assert newest_full['params'] == {'op': 'True', 'ccf': 'True', 'ra': 'True', 'lambda': '1.0', 'r': '6'}
+    assert newest_full['params'] == {'op': '1', 'ccf': '1', 'ra': '1', 'lambda': '1.0', 'lambda_learnable': '0',
+                                    'r': '6'}
     assert newest_full['metrics'] == {f'{key}/mIoU': value for key, value in EXPECTED_FULL.items()}
     assert newest_t4['params']['lambda'] == '0.5' and newest_t4['params']['r'] == '8'
     assert newest_t4['metrics'] == {f'{key}/mIoU': value for key, value in EXPECTED_T4.items()}

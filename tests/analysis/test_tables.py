@@ -1,5 +1,6 @@
 """analysis/tables.py on a store seeded with known numbers: ours copied exactly, paper from the CSV, diff, missing."""
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -63,7 +64,9 @@ def test_paper_column_is_the_csv_data_in_paper_order_and_diff_is_ours_minus_pape
     assert frame['source'].tolist() == paper['source'].tolist()
     for name in NAMES.values():
         np.testing.assert_array_equal(frame[f'{name} paper'], paper[name])
-        np.testing.assert_array_equal(frame[f'{name} diff'], frame[f'{name} ours'] - paper[name])
+        diff = frame[f'{name} diff']
+        np.testing.assert_array_equal(diff, (frame[f'{name} ours'] - paper[name]).round(2))
+        assert not np.signbit(diff[diff == 0]).any()  # 0.0, never -0.0
 
 
 @pytest.mark.parametrize('table', ['table1', 'table5'])
@@ -93,6 +96,31 @@ def test_markdown_and_latex_show_the_same_rows(written):
     assert r'0.5, 8x8 & LoGoSeg & paper & 1.5 & 11.4 & -9.9 &' in latex
     assert r't4\_lambda05\_r8' in latex  # escaped for LaTeX
     assert r'0, 4x4 & LoGoSeg & paper & -- & 11.6 & -- &' in latex
+
+
+def test_float32_noise_and_zero_differences_print_clean(tmp_path):
+    """A run logged before metrics were rounded at the source holds float32 noise (11.61 logged as
+    11.609999656677246): ours as MMSeg reports it (2 decimals), differences rounded, and no -0.0 anywhere."""
+    import tables
+    paper = PAPER[PAPER['table'] == 'table4']
+    cells = paper.set_index('row').loc['0, 4x4', list(NAMES.values())].astype(float)
+    assert cells['A-847'] == 11.6
+    ours = {'A-847': float(np.float32(11.61)),  # 11.609999656677246: diff 0.01, not 0.009999656677246449
+            'PC-459': cells['PC-459'] - 0.04,  # -0.04: one decimal rounds it to -0.0
+            'A-150': cells['A-150'],  # no difference
+            'PC-59': cells['PC-59'] + 0.04, 'PAS-20': cells['PAS-20'] - 0.01,
+            'PAS-20b': float(np.float32(cells['PAS-20b']))}  # float32 noise around the paper's number
+    runs = pd.DataFrame([dict(run='t4_lambda0_r4', run_id='abc', **ours)], index=pd.Index(['0, 4x4'], name='row'))
+    tables.write(tables.build(paper, runs, 'smoke'), 'table4', tmp_path)
+    row = read(tmp_path, 'table4').set_index('row').loc['0, 4x4']
+    assert row['A-847 ours'] == 11.61 and row['PAS-20b ours'] == cells['PAS-20b']
+    assert [row[f'{name} diff'] for name in NAMES.values()] == [0.01, -0.04, 0.0, 0.04, -0.01, 0.0]
+    for suffix in ('csv', 'md', 'tex'):  # -0.0 as a number (-0.04 is one)
+        assert not re.search(r'(?<![\d.])-0\.0(?!\d)', (tmp_path / f'table4.{suffix}').read_text()), suffix
+    line = next(line for line in (tmp_path / 'table4.md').read_text().splitlines() if line.startswith('| 0, 4x4'))
+    shown = [cell.strip() for cell in line.strip('|').split('|')]
+    assert shown[3:6] == ['11.6', '11.6', '0.0']  # A-847 ours | paper | diff
+    assert shown[5::3][:6] == ['0.0'] * 6  # every difference rounds to none: neither -0.0 nor +0.0
 
 
 def test_plots_summary_and_a_clean_output_folder(written):

@@ -26,6 +26,21 @@ TRAIN_SETS = ('coco', 'pc59', 'ade150')
 # the grid's knob -> LoGoSegHead argument; also the MLflow param names (README, "Experiments")
 HEAD_KNOBS = dict(op='use_object_prior', ccf='use_fusion', ra='use_region_alignment', gc='use_global_context',
                    da='use_dir_attn', fusion_depth='fusion_depth', r='region_grid', prior_on_logits='prior_on_logits')
+# The prior weight a learnable lambda starts from: sigmoid(theta) with theta = 0 (models/region_alignment.py)
+LEARNABLE_LAMBDA_INIT = 0.5
+
+
+def knob_params(knobs: dict) -> dict:
+    """Knobs as MLflow params that chart: MLflow's parallel-coordinates chart keeps only numeric values (a
+    string in a column of numbers silently drops that run), so booleans are ``1``/``0`` and ``lambda`` is always
+    a number: ``lambda_learnable`` = 1 marks the learnable prior (Table 4's "Adapt."), whose ``lambda`` is then
+    its initial value. ``backbone`` and ``train_set`` are names, not quantities: they stay strings."""
+    params = {key: int(value) if isinstance(value, bool) else value for key, value in knobs.items()}
+    if 'lambda' in knobs:
+        learnable = knobs['lambda'] == 'learnable'
+        params['lambda'] = LEARNABLE_LAMBDA_INIT if learnable else float(knobs['lambda'])
+        params['lambda_learnable'] = int(learnable)
+    return params
 
 
 def load_yaml(path: Path) -> dict:
@@ -146,8 +161,9 @@ class Row:
 
     # -- tracking --------------------------------------------------------------------------------------------
     def params(self) -> dict:
-        """MLflow params: the knobs plus the schedule, as flat scalars."""
-        params = dict(self.knobs)
+        """MLflow params: the knobs (:func:`knob_params`: numbers where MLflow charts them) plus the schedule,
+        as flat scalars."""
+        params = knob_params(self.knobs)
         params.update(seed=self.settings['seed'], config=str(self.config_file.relative_to(self.root)))
         if self.settings.get('max_iters'):
             params['max_iters'] = self.settings['max_iters']

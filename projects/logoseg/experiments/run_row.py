@@ -40,7 +40,8 @@ from .grid import PROFILES, Row, load_row, row_keys, write_json
 from .preemption import install as install_preemption, run_training_child, with_preemption
 from .spool import shown_uri, unreachable
 from .repository import relative_to_repo, repo_root
-from .tracking import EXPERIMENT, TrackedRun, interrupted, mark_stale_runs, one_line, tracking_uri
+from .tracking import (EXPERIMENT, TrackedRun, interrupted, mark_stale_runs, one_line, tracked_metric,
+                       tracking_uri)
 
 
 def read_json(path: Path) -> dict:
@@ -121,17 +122,15 @@ def write_curve(row: Row) -> None:
     tmp.replace(row.curve_file)
 
 
-CURVE_METRICS = ('loss', 'lr', 'encoder_lr')
-
-
 def log_curve(row: Row, run: TrackedRun) -> None:
     """Log the training's curves from its work dir into a run that did not see the training (a re-evaluation,
-    or a run recreated after the store was lost): loss, learning rates and the validation figures."""
+    or a run recreated after the store was lost): loss, learning rates and the validation figures, the metrics
+    the vis backend logs during a training (:func:`.tracking.tracked_metric`)."""
     points: dict[tuple[str, int], float] = {}
     for record in scalar_records(row.work_dir):
         for key, value in record.items():
             name = key.removeprefix('train/')
-            if (name in CURVE_METRICS or key.startswith('val/')) and isinstance(value, (int, float)):
+            if tracked_metric(name) and isinstance(value, (int, float)):
                 points[name, int(record['step'])] = float(value)  # a resumed attempt's value wins
     steps: dict[int, dict] = {}
     for (name, step), value in points.items():

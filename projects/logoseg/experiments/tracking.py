@@ -27,11 +27,47 @@ from mmseg.registry import VISBACKENDS
 
 from ..utils.errors import LoGoSegUserError
 from ..utils.files import process_alive
-from .grid import HEAD_KNOBS
+from .grid import HEAD_KNOBS, knob_params
 from .repository import git_tags, relative_to_repo, store_root
 from .spool import Spool, bound_http_retries, replay_leftovers, shown_uri, unreachable
 
 EXPERIMENT = 'logoseg'
+
+# The metrics of a run (README, "Comparing runs in MLflow"), each with the precision it means. MMSeg reports
+# percentages rounded to 2 decimals as float32 (np.round(x * 100, 2)); our HallucinationIoUMetric rounds its
+# fractions and counts per image to 4. Logged as they come, the float32 -> float64 conversion shows in the UI,
+# the REST API and the tables as 21.0699996185 or 78.4000015258789: rounding them again removes that noise.
+EVALUATION_METRICS = {'mIoU': 2, 'aAcc': 2, 'mAcc': 2, 'hallucination_rate': 4, 'hallucinated_classes': 4}
+# Training curves: the total loss and the learning rates (mmengine's ``lr`` is the head's, EncoderLrHook's
+# ``encoder_lr`` the image encoder's), float32 tensors too: 6 significant digits, all a float32 holds for sure.
+TRAINING_METRICS = ('loss', 'lr', 'encoder_lr')
+TRAINING_DIGITS = 6
+
+
+def metric_value(name: str, value) -> float:
+    """``value`` of the metric ``name`` as it is logged: evaluation figures (``<prefix>/<metric>`` or the bare
+    metric) at their decimals, training curves at 6 significant digits, anything else as it is (efficiency
+    figures are float64 measurements). Never -0.0: a tiny negative rounds to it and the UI would show "-0"."""
+    value = float(value)
+    decimals = EVALUATION_METRICS.get(name.rpartition('/')[2])
+    if decimals is not None:
+        value = round(value, decimals)
+    elif name in TRAINING_METRICS:
+        value = float(f'{value:.{TRAINING_DIGITS}g}')
+    return value + 0.0  # -0.0 + 0.0 == +0.0
+
+
+def tracked_metric(name: str) -> bool:
+    """Whether the vis backend sends the scalar ``name`` (``train/`` prefix already dropped) to MLflow: only
+    the README's schema, :data:`TRAINING_METRICS` and ``<prefix>/<metric>`` of :data:`EVALUATION_METRICS` with
+    ``val``, ``test`` or a benchmark as the prefix. mmengine's other scalars (``base_lr``, ``time``,
+    ``data_time``, ``iter``, ``memory``, loss terms such as ``decode.loss_bce``, a copy of ``loss`` with one
+    loss, ``val/time``) and TestMetricsHook's ``<benchmark>/num_images`` stay in the training log and
+    ``vis_data/scalars.json`` (LocalVisBackend): in MLflow they only cluttered the runs table and the charts."""
+    if name in TRAINING_METRICS:
+        return True
+    prefix, _, metric = name.rpartition('/')
+    return bool(prefix) and '/' not in prefix and metric in EVALUATION_METRICS
 
 
 def tracking_uri(uri: Optional[str] = None) -> str:
@@ -52,9 +88,10 @@ def config_params(cfg) -> dict:
     class lists (MLflow refuses values over 6,000 characters and the UI drowns in them)."""
     model = cfg.get('model', {})
     head = model.get('decode_head', {})
-    params = {name: head[key] for name, key in HEAD_KNOBS.items() if key in head}
+    knobs = {name: head[key] for name, key in HEAD_KNOBS.items() if key in head}
     if 'prior_lambda' in head:
-        params['lambda'] = head['prior_lambda'] if head.get('use_object_prior', True) else 0.0
+        knobs['lambda'] = head['prior_lambda'] if head.get('use_object_prior', True) else 0.0
+    params = knob_params(knobs)  # as a grid row logs them: numbers that MLflow's charts plot
     clip = model.get('clip', {})
     params['clip_model'] = clip.get('model_name')
     params['clip_pretrained'] = clip.get('pretrained')
@@ -230,9 +267,10 @@ class TrackedRun:
         self._log('params', params={k: str(v)[:6000] for k, v in params.items()})
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        """Log ``metrics`` at ``step``, each value at the precision it means (:func:`metric_value`)."""
         # stamped now, and queued with the stamp: a resend is then an identical metric, which MLflow ignores
-        self._log('metrics', metrics={k: float(v) for k, v in metrics.items() if v is not None}, step=int(step),
-                  timestamp=int(time.time() * 1000))
+        self._log('metrics', metrics={k: metric_value(k, v) for k, v in metrics.items() if v is not None},
+                  step=int(step), timestamp=int(time.time() * 1000))
 
     def log_artifact(self, path: str | Path, artifact_path: Optional[str] = None) -> None:
         self._log('artifact', path=str(path), artifact_path=artifact_path)
@@ -306,7 +344,8 @@ class TrackedMLflowVisBackend(MLflowVisBackend):
     Differences from mmengine's: it logs into the run named by ``MLFLOW_RUN_ID`` when one is open (a grid row,
     ``evaluate_all``), else opens a :class:`TrackedRun` of its own named after the config and the time (never a
     random name drawn from the seeded generator); params are the few flat ones of :func:`config_params` unless
-    ``params`` is given; training scalars drop mmengine's ``train/`` prefix while validation keeps ``val/``;
+    ``params`` is given; training scalars drop mmengine's ``train/`` prefix while validation keeps ``val/``, and
+    only the README's metrics are sent (:func:`tracked_metric`), at their precision (:func:`metric_value`);
     artifacts are this run's own log folder, not stale files of a reused work dir; and the default tracking
     URI is :func:`tracking_uri`, so no "make sure the server is running" warning for a local store.
     """
@@ -366,6 +405,8 @@ class TrackedMLflowVisBackend(MLflowVisBackend):
         for key, value in scalar_dict.items():
             if key.startswith('train/'):
                 key = key[len('train/'):]
+            if not tracked_metric(key):
+                continue  # in the log file and scalars.json only (before _last_step: no history asked for it)
             if step > 0 and step <= self._last_step(key):
                 continue  # logged before a resume from an earlier checkpoint: keep one value per step
             try:
