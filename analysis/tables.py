@@ -5,8 +5,9 @@
 Per table row: the latest FINISHED run of the profile that carries the row's label in its ``tableN`` tag
 (analysis/runs.py). The paper's rows, columns and order come from experiments/paper_results.csv (``source``:
 ``paper`` = LoGoSeg's rows, ``literature`` = other methods, shown with the paper's numbers only). A row with
-no run stays empty with the note ``missing``. Writes into DIR: ``tableN.{md,tex,csv}``, ``tableN.png`` (ours
-vs paper), ``table4_heatmap.png`` and ``summary.json`` (also to FILE: a DVC stage's metrics file cannot lie
+no run stays empty with the note ``missing``. Writes into DIR: ``tableN.{md,tex,csv}`` (``table2.tex`` and
+``table4.tex`` in the paper's layout with our numbers, analysis/latex.py), ``tableN.png`` (ours vs paper),
+``table4_heatmap.png`` and ``summary.json`` (also to FILE: a DVC stage's metrics file cannot lie
 inside its output folder); then logs them to MLflow as a run named ``tables`` (tag ``kind=tables``) in the
 grid's experiment.
 """
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 from mlflow.entities import Metric
 
+from latex import LAYOUTS, paper_layout
 from plots import ours_vs_paper, table4_heatmap
 from runs import (BENCHMARKS, EXPERIMENT, REPO, TABLES, default_profile, default_tracking_uri, ensure_experiment,
                   finished_runs, table_runs)
@@ -83,6 +85,9 @@ def write(table: pd.DataFrame, name: str, out: Path) -> None:
     # verbatim strings ('12.0' stays '12.0'), numbers right-aligned
     (out / f'{name}.md').write_text(text.to_markdown(index=False, disable_numparse=True,
                                                      colalign=np.where(numeric, 'right', 'left')) + '\n')
+    if name in LAYOUTS:  # the paper's layout, our numbers; the comparison with the paper is in .md and .csv
+        (out / f'{name}.tex').write_text(paper_layout(table, name, f'{TITLES[name]}, mIoU (%) of our runs'))
+        return
     latex = formatted(table, '--')
     # benchmark columns under one header each: A-847 -> ours | paper | diff
     latex.columns = pd.MultiIndex.from_tuples(
