@@ -93,9 +93,10 @@ WORKER = textwrap.dedent('''
 
 @pytest.mark.slow
 def test_torchrun_workers_checkpoint_together_and_the_training_resumes_there(tmp_path):
-    """SLURM signals every process of the job step: torchrun survives it, the ranks stop after one iteration
-    (the hook reduces the flag over ranks), rank 0's checkpoint is complete before any rank exits, the driver
-    exits 75 (requeue), and the rerun resumes at that iteration."""
+    """The signal reaches the driver and torchrun (their process group; torchrun's workers each run in a
+    session of their own, as under SLURM's proctrack/pgid): torchrun survives it, the driver passes it on, the
+    ranks stop after one iteration (the hook reduces the flag over ranks), rank 0's checkpoint is complete
+    before any rank exits, the driver exits 75 (requeue), and the rerun resumes at that iteration."""
     from ..conftest import REPO, SMOKE_CONFIG
     (tmp_path / 'driver.py').write_text(DRIVER)
     (tmp_path / 'worker.py').write_text(WORKER)
@@ -112,7 +113,7 @@ def test_torchrun_workers_checkpoint_together_and_the_training_resumes_there(tmp
     while not list(work_dir.glob('*/vis_data/scalars.json')) and driver.poll() is None:
         assert time.monotonic() < deadline, 'the workers did not start training'
         time.sleep(0.2)
-    os.killpg(driver.pid, signal.SIGUSR2)  # to the whole step: driver, torchrun and both workers
+    os.killpg(driver.pid, signal.SIGUSR2)  # driver and torchrun; the workers only through the driver
     out, _ = driver.communicate(timeout=300)
     assert driver.returncode == preemption.EXIT_PREEMPTED, out[-4000:]
     (step,) = {int(n) for n in re.findall(r'Preempted: saving checkpoint at (\d+) iterations', out)}

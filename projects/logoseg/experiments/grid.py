@@ -281,11 +281,3 @@ def load_row(key: str, profile: Optional[str] = None, root: Optional[Path] = Non
 def row_keys(root: Optional[Path] = None) -> list[str]:
     """The grid's rows, in the order of ``experiments/rows.yaml``."""
     return list(load_yaml((root or repo_root()) / 'experiments' / 'rows.yaml').get('rows', {}))
-
-
-def write_json(data, path: Path) -> None:
-    """Atomic JSON write: a reader (DVC, a person) never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp')
-    tmp.write_text(json.dumps(data, indent=2) + '\n', encoding='utf-8')
-    tmp.replace(path)

@@ -18,12 +18,14 @@ signal as above, the ranks agree on the iteration to stop after, and ``run_row``
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import signal
 import subprocess
 from typing import Optional
 
+import psutil
 from mmengine.dist import barrier
 from mmengine.hooks import CheckpointHook, Hook
 from mmseg.registry import HOOKS
@@ -75,19 +77,32 @@ def run_training_child(command: list[str], env: dict) -> int:
     """Run ``command`` (torchrun and its workers, which train) and return its exit status; raise
     :class:`Preempted` when the preemption signal came meanwhile.
 
-    SLURM signals every process of the job step. The workers handle the signal (:class:`PreemptionHook`: all
-    ranks stop after the same iteration, rank 0 saves). This process only notes it and waits for them, and
-    torchrun ignores it (inherited ``SIG_IGN``; each worker installs its own handler at start), since the
-    signal's default action would end torchrun at once and leave its workers unsupervised mid-save.
+    The workers handle the signal (:class:`PreemptionHook`: all ranks stop after the same iteration, rank 0
+    saves). torchrun ignores it (inherited ``SIG_IGN``; each worker installs its own handler at start): the
+    signal's default action would end torchrun at once and leave its workers unsupervised mid-save. This
+    process notes it, passes it on to torchrun's workers and waits for them: torchrun starts each worker in a
+    session of its own, which SLURM's ``proctrack/pgid`` does not signal (``cgroup`` and ``linuxproc`` do; a
+    worker signalled twice only sets its flag twice).
     """
     if not os.environ.get(ENV):
         return subprocess.run(command, env=env).returncode
     sig = preemption_signal()
-    _state['training'] = True
+    child = subprocess.Popen(command, env=env, preexec_fn=lambda: signal.signal(sig, signal.SIG_IGN))
+
+    def forward(signum, frame) -> None:
+        _state['requested'] = True
+        try:
+            workers = psutil.Process(child.pid).children(recursive=True)
+        except psutil.Error:
+            return
+        for worker in workers:
+            with contextlib.suppress(psutil.Error):
+                worker.send_signal(signum)
+    previous = signal.signal(sig, forward)
     try:
-        code = subprocess.run(command, env=env, preexec_fn=lambda: signal.signal(sig, signal.SIG_IGN)).returncode
+        code = child.wait()
     finally:
-        _state['training'] = False
+        signal.signal(sig, previous)
     if _state['requested']:
         raise Preempted(f'preempted while torchrun trained (exit {code}): its workers saved a checkpoint, to be '
                         'requeued')

@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Optional
 
 from ..utils.errors import LoGoSegUserError
-from .grid import PROFILES, Row, load_row, row_keys, write_json
+from ..utils.files import write_json
+from .grid import PROFILES, Row, load_row, row_keys
 from .preemption import install as install_preemption, run_training_child, with_preemption
 from .spool import shown_uri, unreachable
 from .repository import relative_to_repo, repo_root

@@ -21,11 +21,9 @@ sides of a ratio alike. On CPU, peak memory is the process's peak resident set (
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
@@ -38,6 +36,7 @@ from torch.autograd.function import once_differentiable
 import logoseg  # noqa: F401  (compat fixes, registrations)
 from logoseg.models.selective_scan import _load_cuda_kernel, selective_scan, selective_scan_torch
 from logoseg.utils.errors import LoGoSegUserError
+from logoseg.utils.files import write_json
 
 DEFAULT_TOP_K = 64  # the README's suggested test_cfg.prior_top_k for A-847 / PC-459
 SCAN_SHAPE = dict(channels=1024, d_state=16, length=576)  # SS2D at the fusion's size: 4 x 256 channels, 24 x 24
@@ -392,14 +391,6 @@ def print_report(report: dict) -> None:
             print(f"  mamba-ssm CUDA kernel, forward batch 1: {fwd['cuda_kernel']:.3f} ms")
         else:
             print('  mamba-ssm CUDA kernel: not measured (needs a CUDA device and mamba-ssm, pip install -e ".[cuda]")')
-
-
-def write_json(report: dict, path: str) -> None:
-    """Write atomically: a reader never sees half a report."""
-    directory = os.path.dirname(os.path.abspath(path))
-    with tempfile.NamedTemporaryFile('w', dir=directory, suffix='.tmp', delete=False) as f:
-        json.dump(report, f, indent=2)
-    os.replace(f.name, path)
 
 
 def main(argv: list[str] | None = None) -> int:

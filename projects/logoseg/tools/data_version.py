@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from ..experiments.grid import write_json
+from ..utils.files import write_json
 from ..utils.errors import LoGoSegUserError
 
 

@@ -18,7 +18,6 @@ Multi-GPU: ``torchrun --nproc-per-node 4 -m logoseg.tools.evaluate_all ... --lau
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import os.path as osp
 from pathlib import Path
@@ -34,6 +33,7 @@ from ..datasets import DatasetNotFoundError
 from ..experiments.repository import relative_to_repo, repo_root
 from ..experiments.tracking import TrackedRun
 from ..utils.errors import LoGoSegUserError
+from ..utils.files import write_json
 
 BENCHMARKS = ('ade847', 'pc459', 'ade150', 'pc59', 'voc20', 'voc20b')  # the paper's column order
 REPORTED = ('mIoU', 'aAcc', 'mAcc', 'hallucination_rate', 'hallucinated_classes')
@@ -88,16 +88,6 @@ def run_benchmark(cfg: Config, checkpoint: str, work_dir: str, launcher: str = '
     result = {key: round(float(metrics[key]), 4) for key in REPORTED}  # MMSeg's float32 -> plain JSON
     result['num_images'] = len(runner.test_dataloader.dataset)
     return result, runner
-
-
-def write_json(results: dict, out: str) -> None:
-    """Write atomically: a reader never sees a half-written file."""
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f'{out}.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(results, f, indent=2)
-        f.write('\n')
-    os.replace(tmp, out)
 
 
 def evaluate_all(model_config: str, checkpoint: str, out: str, benchmarks: tuple[str, ...] = BENCHMARKS,

@@ -30,6 +30,7 @@ import torch
 
 from logoseg.tools import benchmark as bench
 from logoseg.utils.errors import LoGoSegUserError
+from logoseg.utils.files import write_json
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 TARGETS = dict(ms_per_image=15.0, schedule_hours=4.0, train_peak_gb=24.0)
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run(args.config, device, args.repeats, args.image_size, tuple(args.classes), args.train_batches, scan)
     report['dry_run'] = args.dry_run
     print_table(report)
-    bench.write_json(report, args.out)
+    write_json(report, args.out)
     print(f'\nwrote {args.out}')
     return 0
 

@@ -1,6 +1,7 @@
 """Files that appear complete or not at all: write beside the target, then rename over it."""
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from pathlib import Path
@@ -13,6 +14,21 @@ def temporary_beside(path: Path) -> Path:
     permissions, which the renamed file keeps.
     """
     return path.with_name(f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp')
+
+
+def write_json(data, path: str | Path) -> None:
+    """``data`` as indented JSON at ``path`` (folders created), complete or not at all: a reader (DVC, MLflow,
+    a person, a concurrent job) never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_beside(path)
+    try:
+        with open(tmp, 'x', encoding='utf-8') as f:
+            json.dump(data, f, indent=2)
+            f.write('\n')
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def process_alive(pid: int) -> bool:
