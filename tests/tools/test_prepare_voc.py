@@ -59,3 +59,11 @@ def test_voc_missing_label_of_a_listed_id(tmp_path):
     (raw / 'SegmentationClassAug' / 'voc_val_114.png').unlink()
     with pytest.raises(LoGoSegUserError, match=r'SegmentationClassAug/voc_val_114\.png is missing; get it from'):
         voc20.prepare(raw, tmp_path / 'out', name='voc20b')
+
+
+def test_voc_unreadable_split_list_is_one_line_naming_it(tmp_path):
+    raw = make_voc2012(tmp_path / 'data')
+    split = raw / 'ImageSets' / 'Segmentation' / 'val.txt'
+    split.write_bytes(b'\xff\xfe\x00garbage')  # not UTF-8: a truncated or foreign download
+    with pytest.raises(LoGoSegUserError, match=r'val\.txt is corrupt or truncated \(.*codec.*\)'):
+        voc20.prepare(raw, tmp_path / 'out')
