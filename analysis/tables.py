@@ -5,8 +5,9 @@
 Per table row: the latest FINISHED run of the profile that carries the row's label in its ``tableN`` tag
 (analysis/runs.py). The paper's rows, columns and order come from experiments/paper_results.csv (``source``:
 ``paper`` = LoGoSeg's rows, ``literature`` = other methods, shown with the paper's numbers only). A row with
-no run stays empty with the note ``missing``. Writes into DIR: ``tableN.{md,tex,csv}`` (``table2.tex`` and
-``table4.tex`` in the paper's layout with our numbers, analysis/latex.py), ``tableN.png`` (ours vs paper),
+no run stays empty with the note ``missing``. Writes into DIR: ``tableN.csv`` (every number and run id),
+``tableN.md`` (per benchmark ours and ours - paper), ``tableN.tex`` and ``tableN_vs_paper.tex`` (the paper's
+layout with our numbers, the second with ours - paper; analysis/latex.py), ``tableN.png`` (ours vs paper),
 ``table4_heatmap.png`` and ``summary.json`` (also to FILE: a DVC stage's metrics file cannot lie
 inside its output folder); then logs them to MLflow as a run named ``tables`` (tag ``kind=tables``) in the
 grid's experiment.
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 from mlflow.entities import Metric
 
-from latex import LAYOUTS, paper_layout
+from latex import paper_layout
 from plots import ours_vs_paper, table4_heatmap
 from runs import (BENCHMARKS, EXPERIMENT, REPO, TABLES, default_profile, default_tracking_uri, ensure_experiment,
                   finished_runs, table_runs)
@@ -69,31 +70,31 @@ def shown(value: float, signed: bool = False) -> str:
     return f'{value:+.1f}' if signed and value else f'{value:.1f}'
 
 
-def formatted(table: pd.DataFrame, na: str) -> pd.DataFrame:
-    """Numbers as the paper prints them (one decimal, signed differences), ``na`` where there is none."""
+def compared(table: pd.DataFrame, na: str) -> pd.DataFrame:
+    """One cell per benchmark as a reader compares: ours and ours - paper (``12.3 (+0.4)``); the paper's
+    number on the other methods' rows; ``na`` on a row without a run. The paper's numbers are in the CSV."""
     out = table.drop(columns='run_id').astype(object).fillna('')
-    for column in table.columns[table.columns.str.endswith((' ours', ' paper', ' diff'))]:
-        signed = column.endswith(' diff')
-        out[column] = table[column].map(lambda v, signed=signed: na if pd.isna(v) else shown(v, signed))
-    return out
+    mine = table['source'] == 'paper'
+    for name in BENCHMARKS.values():
+        value, diff = table[f'{name} ours'].where(mine, table[f'{name} paper']), table[f'{name} diff']
+        out[name] = [na if pd.isna(v) else f'{shown(v)} ({shown(d, True)})' if pd.notna(d) else shown(v)
+                     for v, d in zip(value, diff)]
+    descriptors = out.columns[:out.columns.get_loc(f'{next(iter(BENCHMARKS.values()))} ours')]
+    return out[[*descriptors, *BENCHMARKS.values(), 'run', 'note']]
 
 
 def write(table: pd.DataFrame, name: str, out: Path) -> None:
+    """``name``.csv (every number, 2 decimals, and the run id), .md (ours with the difference), .tex (the
+    paper's layout, our numbers) and _vs_paper.tex (the same with the differences)."""
     table.to_csv(out / f'{name}.csv', index=False)
-    text = formatted(table, '—')
-    numeric = text.columns.str.endswith((' ours', ' paper', ' diff'))
+    text = compared(table, '—')
+    numeric = text.columns.isin(list(BENCHMARKS.values()))
     # verbatim strings ('12.0' stays '12.0'), numbers right-aligned
     (out / f'{name}.md').write_text(text.to_markdown(index=False, disable_numparse=True,
                                                      colalign=np.where(numeric, 'right', 'left')) + '\n')
-    if name in LAYOUTS:  # the paper's layout, our numbers; the comparison with the paper is in .md and .csv
-        (out / f'{name}.tex').write_text(paper_layout(table, name, f'{TITLES[name]}, mIoU (%) of our runs'))
-        return
-    latex = formatted(table, '--')
-    # benchmark columns under one header each: A-847 -> ours | paper | diff
-    latex.columns = pd.MultiIndex.from_tuples(
-        [tuple(c.rsplit(' ', 1)) if c.endswith((' ours', ' paper', ' diff')) else (c, '') for c in latex.columns])
-    (out / f'{name}.tex').write_text(latex.to_latex(index=False, caption=TITLES[name], label=f'tab:{name}',
-                                                    multicolumn_format='c', escape=True))
+    (out / f'{name}.tex').write_text(paper_layout(table, name, f'{TITLES[name]}, mIoU (%) of our runs'))
+    (out / f'{name}_vs_paper.tex').write_text(
+        paper_layout(table, name, f'{TITLES[name]}, mIoU (%) of our runs (ours - paper)', versus=True))
 
 
 def summarize(table: pd.DataFrame) -> dict:

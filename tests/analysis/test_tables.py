@@ -84,21 +84,26 @@ def test_markdown_and_latex_show_the_same_rows(written):
     markdown = (out / 'table4.md').read_text().splitlines()
     line = next(line for line in markdown if line.startswith('| 0.5, 8x8'))
     cells = [cell.strip() for cell in line.strip('|').split('|')]
-    # A-847 ours | paper | diff, one decimal as the paper prints them
-    assert cells[3:6] == ['1.5', '11.4', '-9.9']
+    # row | method | source, then one cell per benchmark: ours (ours - paper), one decimal as the paper prints
+    assert cells[3:9] == ['1.5 (-9.9)', '2.2 (-16.1)', '3.8 (-27.4)', '4.1 (-53.2)', '5.5 (-89.3)', '6.1 (-70.9)']
     assert cells[-2] == 't4_lambda05_r8'
     missing = next(line for line in markdown if line.startswith('| 0, 4x4'))
     cells = [cell.strip() for cell in missing.strip('|').split('|')]
-    assert cells[3:6] == ['—', '11.6', '—']
+    assert cells[3:9] == ['—'] * 6
     assert cells[-2:] == ['', 'missing: no FINISHED smoke run']
-    # Table 4's LaTeX is in the paper's layout (tests/analysis/test_latex.py); the others compare with the paper
+    # the other methods' rows: the paper's numbers
+    line = next(line for line in (out / 'table1.md').read_text().splitlines() if line.startswith('| SED (ConvNeXt-L)'))
+    assert [cell.strip() for cell in line.strip('|').split('|')][-8:] == ['13.9', '22.6', '35.2', '60.6', '96.1',
+                                                                          '—', '', 'literature']
+    # every table's LaTeX is in the paper's layout (tests/analysis/test_latex.py)
     latex = (out / 'table4.tex').read_text()
     assert r'0.5 & $8 \times 8$ & 1.5 & 2.2 & 3.8 & 4.1 & 5.5 & 6.1 \\' in latex
     assert r'0 & $4 \times 4$ & -- & -- & -- & -- & -- & -- \\' in latex
+    latex = (out / 'table4_vs_paper.tex').read_text()
+    assert r'0.5 & $8 \times 8$ & 1.5 {\scriptsize(-9.9)} & 2.2 {\scriptsize(-16.1)} &' in latex
     latex = (out / 'table3.tex').read_text()
-    assert r'\multicolumn{3}{c}{A-847}' in latex
-    assert r'w/ LQ + GC + DA & LoGoSeg & paper & 3.1 & 12.6 & -9.5 &' in latex
-    assert r'w/ LQ + GC & LoGoSeg & paper & -- & 11.8 & -- &' in latex
+    assert r'\checkmark & \checkmark & \checkmark & 2 & \textbf{3.1} & \textbf{7.2} &' in latex
+    assert r'\checkmark & \checkmark &  & 2 & -- & -- &' in latex
 
 
 def test_float32_noise_and_zero_differences_print_clean(tmp_path):
@@ -118,12 +123,13 @@ def test_float32_noise_and_zero_differences_print_clean(tmp_path):
     row = read(tmp_path, 'table4').set_index('row').loc['0, 4x4']
     assert row['A-847 ours'] == 11.61 and row['PAS-20b ours'] == cells['PAS-20b']
     assert [row[f'{name} diff'] for name in NAMES.values()] == [0.01, -0.04, 0.0, 0.04, -0.01, 0.0]
-    for suffix in ('csv', 'md', 'tex'):  # -0.0 as a number (-0.04 is one)
-        assert not re.search(r'(?<![\d.])-0\.0(?!\d)', (tmp_path / f'table4.{suffix}').read_text()), suffix
+    for suffix in ('.csv', '.md', '.tex', '_vs_paper.tex'):  # -0.0 as a number (-0.04 is one)
+        assert not re.search(r'(?<![\d.])-0\.0(?!\d)', (tmp_path / f'table4{suffix}').read_text()), suffix
     line = next(line for line in (tmp_path / 'table4.md').read_text().splitlines() if line.startswith('| 0, 4x4'))
     shown = [cell.strip() for cell in line.strip('|').split('|')]
-    assert shown[3:6] == ['11.6', '11.6', '0.0']  # A-847 ours | paper | diff
-    assert shown[5::3][:6] == ['0.0'] * 6  # every difference rounds to none: neither -0.0 nor +0.0
+    # every difference rounds to none: neither -0.0 nor +0.0
+    assert shown[3:9] == ['11.6 (0.0)', '18.8 (0.0)', '31.6 (0.0)', '56.9 (0.0)', '94.5 (0.0)', '76.4 (0.0)']
+    assert '(0.0)' in (tmp_path / 'table4_vs_paper.tex').read_text()
 
 
 def test_plots_summary_and_a_clean_output_folder(written):
