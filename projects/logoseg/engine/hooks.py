@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.runner import BaseLoop
 from mmseg.registry import HOOKS
+
+from .runner_state import is_training
 
 
 @HOOKS.register_module()
@@ -32,7 +33,7 @@ class VocabularyHook(Hook):
 
     def after_val_epoch(self, runner, metrics=None) -> None:
         # only while training: asking a test-only runner for its train loop would build it
-        if isinstance(runner._train_loop, BaseLoop):
+        if is_training(runner):
             self._apply(runner, runner.train_dataloader)
 
     def before_test_epoch(self, runner) -> None:

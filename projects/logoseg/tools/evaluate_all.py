@@ -32,6 +32,7 @@ from mmseg.registry import DATASETS
 from ..datasets import DatasetNotFoundError
 from ..experiments.repository import relative_to_repo, repo_root
 from ..experiments.tracking import TrackedRun
+from ..engine.runner_state import retarget_test
 from ..utils.errors import LoGoSegUserError
 from ..utils.files import write_json
 
@@ -81,9 +82,7 @@ def run_benchmark(cfg: Config, checkpoint: str, work_dir: str, launcher: str = '
         cfg.launcher = launcher
         runner = Runner.from_cfg(cfg)
     else:
-        runner._test_loop = cfg.test_cfg
-        runner._test_dataloader = cfg.test_dataloader
-        runner._test_evaluator = cfg.test_evaluator
+        retarget_test(runner, cfg)
     metrics = runner.test()
     result = {key: round(float(metrics[key]), 4) for key in REPORTED}  # MMSeg's float32 -> plain JSON
     result['num_images'] = len(runner.test_dataloader.dataset)
