@@ -1,10 +1,8 @@
 """Segment any image with any words: a LoGoSeg model built once from a config and a trained checkpoint."""
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
-import logging
 import os
 import re
 from dataclasses import dataclass
@@ -16,14 +14,13 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose
-from mmengine.registry import init_default_scope
 from mmengine.runner import CheckpointLoader
-from mmseg.registry import MODELS
 
 from ..models.segmentor import INFERENCE_MODES
 from ..utils.errors import LoGoSegUserError
 from ..utils.palette import distinct_present_colours
 from ..utils.vocab import check_vocabulary
+from .model import build_model
 from .images import ImageInput, read_image
 from .label_map import resize_scores, upsampled_argmax
 
@@ -102,9 +99,7 @@ class LoGoSegPredictor:
         cfg.model.clip.pretrained = None  # the checkpoint holds the CLIP weights
         cfg.model.train_cfg = None
         cfg.model.test_cfg = _test_cfg(cfg, mode)
-        init_default_scope(cfg.get('default_scope', 'mmseg'))
-        with _quiet_random_init():  # open_clip warns of random weights that the checkpoint replaces next
-            model = MODELS.build(cfg.model)
+        model = build_model(cfg)  # random CLIP weights: the checkpoint holds them
         meta = _load_fitting_checkpoint(model, self.checkpoint_path, self.config_path or 'the config')
         if meta.get('dataset_meta'):
             model.dataset_meta = meta['dataset_meta']
@@ -185,19 +180,6 @@ def _unpad(logits: torch.Tensor, meta: dict) -> torch.Tensor:
     if meta.get('flip'):
         logits = logits.flip(dims=(2,) if meta.get('flip_direction') == 'horizontal' else (1,))
     return logits
-
-
-@contextlib.contextmanager
-def _quiet_random_init():
-    def drop(record: logging.LogRecord) -> bool:
-        return 'No pretrained weights loaded' not in record.getMessage()
-
-    root = logging.getLogger()
-    root.addFilter(drop)
-    try:
-        yield
-    finally:
-        root.removeFilter(drop)
 
 
 def _check_device(device: str) -> torch.device:

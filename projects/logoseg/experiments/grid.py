@@ -229,15 +229,15 @@ def training_sources() -> list[Path]:
 def check_model(cfg: Config) -> None:
     """Build ``cfg``'s model with random weights: every option error is raised now, as one line."""
     from mmengine.registry import init_default_scope
-    from mmseg.registry import DATASETS, MODELS
+    from mmseg.registry import DATASETS
+
+    from ..apis.model import build_model
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     dataset = cfg.train_dataloader.dataset.type
     if DATASETS.get(dataset) is None:
         raise LoGoSegUserError(f'train_dataloader.dataset.type={dataset!r} is not a registered dataset; check '
                                'the train_sets of params.yaml')
-    model = cfg.model.copy()
-    model.clip = dict(model.clip, pretrained=None)
-    MODELS.build(model)
+    build_model(cfg)  # random CLIP weights: seconds, nothing downloaded
 
 
 def set_schedule(cfg: Config, max_iters: int) -> None:

@@ -279,14 +279,13 @@ def efficiency(config: Path, checkpoint: Path) -> dict:
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
-    from mmseg.registry import MODELS
 
+    from ..apis.model import build_model
     from ..tools.benchmark import peak_mb, reset_peak
 
     cfg = Config.fromfile(str(config))
     init_default_scope('mmseg')
-    cfg.model.clip.pretrained = None  # the checkpoint holds every weight
-    model = MODELS.build(cfg.model)
+    model = build_model(cfg)  # random CLIP weights: the checkpoint holds every weight
     load_checkpoint(model, str(checkpoint), map_location='cpu', logger='silent')
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     model.to(device).eval()

@@ -93,21 +93,19 @@ def current_rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
 
 
-def build_model(path: str, device: torch.device, num_classes: int, cfg_options: dict | None = None):
+def random_model(path: str, device: torch.device, num_classes: int, cfg_options: dict | None = None):
     """The config's model with random weights (timing does not depend on their values), N generic classes."""
     from mmengine.config import Config
     from mmengine.logging import MMLogger
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
 
-    init_default_scope('mmseg')
+    from logoseg.apis.model import build_model
+
     if not MMLogger.check_instance_created('logoseg_benchmark'):  # quiet the optimizer's per-parameter lines
         MMLogger.get_instance('logoseg_benchmark', log_level='WARNING')
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    cfg.model.clip.pretrained = None
-    model = MODELS.build(cfg.model).to(device)
+    model = build_model(cfg, device=device)
     model.set_vocabulary(vocabulary(num_classes))
     return cfg, model
 
@@ -134,7 +132,7 @@ def benchmark_config(path: str, device: str, threads: int | None, repeats: int, 
     if threads:
         torch.set_num_threads(threads)
     small, large = classes
-    cfg, model = build_model(path, device, small)
+    cfg, model = random_model(path, device, small)
     model.eval()
     height, width = cfg.crop_size
     total = sum(p.numel() for p in model.parameters())
@@ -192,7 +190,7 @@ def benchmark_train_step(path: str, device: str, threads: int | None, repeats: i
     device = torch.device(device)
     if threads:
         torch.set_num_threads(threads)
-    cfg, model = build_model(path, device, num_classes)
+    cfg, model = random_model(path, device, num_classes)
     model.train()
     optim = build_optim_wrapper(model, cfg.optim_wrapper)
     height, width = cfg.crop_size

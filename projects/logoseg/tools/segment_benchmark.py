@@ -78,15 +78,11 @@ def random_checkpoint(config: str, folder: Path) -> str:
     """The config's model with random weights, saved as a checkpoint the predictor loads."""
     import torch
     from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
 
-    import logoseg  # noqa: F401
+    from logoseg.apis.model import build_model
     cfg = Config.fromfile(config)
-    cfg.model.clip.pretrained = None
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
+    model = build_model(cfg)
     path = folder / 'random_init.pth'
     torch.save(dict(state_dict=model.state_dict(), meta={}), path)
     return str(path)
