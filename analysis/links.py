@@ -7,9 +7,12 @@ The UI is a single-page app; what a link can set is what its pages read from the
   a traces overview that is empty for training runs): internal to MLflow 3, hence the pin in pyproject.toml
   and tests/analysis/test_links.py, which fails when the installed UI bundle no longer reads it;
 - the compare view ``#/compare-runs?runs=[..]&experiments=[..]`` (the route the UI's own "Compare" button
-  builds; ``runs`` must be the first parameter, the page parses ``?runs``).
-The columns of the runs view (params, metrics) cannot be set by a URL: the UI keeps them in the browser's local
-storage or in a view saved as an experiment tag, so the links leave them as they are.
+  builds; ``runs`` must be the first parameter, the page parses ``?runs``);
+- ``viewStateShareKey``: a view saved as the experiment tag ``mlflow.sharedViewState.<key>`` (what the UI's
+  "Share" button writes), the only way a link selects columns: the UI keeps them in the browser otherwise. Also
+  internal; the runs view ignores the saved view when the URL also holds a search facet such as
+  ``searchFilter`` (the view holds the filter), so the view is a third link, saved only when tables.py may
+  write to the store (not with ``--no-log``). All three links were checked in headless Chromium (3.17.2).
 """
 from __future__ import annotations
 
@@ -19,10 +22,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from runs import TABLES
+from runs import BENCHMARKS, TABLES
 
 DEFAULT_UI = 'http://127.0.0.1:5000'  # what `mlflow ui` serves
 ML_VIEW = 'machine_learning'
+SHARED_VIEW_TAG = 'mlflow.sharedViewState.'  # + key: the UI's saved views (experiment tags)
 
 
 def runs_filter(table: str, profile: str) -> str:
@@ -54,6 +58,37 @@ def compare_link(ui: str, experiment_id: str, run_ids: list[str]) -> str:
                       ('workflowType', ML_VIEW)]))
 
 
+def view_link(ui: str, experiment_id: str, key: str) -> str:
+    """The runs view as saved under ``key`` (:func:`save_view`), in the "Model training" view."""
+    return (f'{ui.rstrip("/")}/#/experiments/{experiment_id}/runs?'
+            + _query([('viewStateShareKey', key), ('workflowType', ML_VIEW)]))
+
+
+def column(kind: str, key: str) -> str:
+    """A column id of the runs table, as the UI builds it: ``metrics.`ade150/mIoU```."""
+    return f'{kind}.`{key}`'
+
+
+def knobs(runs: pd.DataFrame, run_ids: list[str]) -> list[str]:
+    """The params that tell the table's shown runs apart (Table 4: ``lambda``, ``lambda_learnable``, ``r``):
+    a param equal on all of them says nothing about the table's rows and would only widen the view."""
+    shown = runs[runs['run_id'].isin(run_ids)]
+    # sorted: the store's column order is arbitrary
+    return sorted(name.removeprefix('params.') for name in shown.columns
+                  if name.startswith('params.') and shown[name].nunique(dropna=False) > 1)
+
+
+def save_view(client, experiment_id: str, key: str, table: str, profile: str, params: list[str]) -> None:
+    """Save the table's runs view under ``key``: its filter, newest first, the paper's benchmark metrics (in the
+    paper's order), the table's tag (its row labels) and ``params`` as columns. Plain JSON: the UI reads it
+    (it also accepts its own envelope of a named view, which it writes when a user saves one)."""
+    state = {'searchFilter': runs_filter(table, profile), 'orderByKey': 'attributes.start_time', 'orderByAsc': False,
+             'startTime': 'ALL', 'lifecycleFilter': 'Active', 'modelVersionFilter': 'All Runs', 'datasetsFilter': [],
+             'selectedColumns': [column('tags', table), *(column('metrics', f'{b}/mIoU') for b in BENCHMARKS),
+                                 *(column('params', name) for name in params)]}
+    client.set_experiment_tag(experiment_id, SHARED_VIEW_TAG + key, json.dumps(state))
+
+
 def _params(url: str, route: str) -> dict[str, str]:
     fragment = urllib.parse.urlsplit(url).fragment
     path, _, query = fragment.partition('?')
@@ -80,15 +115,25 @@ def shown_run_ids(table: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(table['run_id'].dropna()))
 
 
-def table_links(folder: Path, profile: str, ui: str, experiment_id: str | None) -> dict:
+def table_links(folder: Path, profile: str, ui: str, experiment_id: str | None, runs: pd.DataFrame | None = None,
+                client=None) -> dict:
     """Per table of ``folder`` (tableN.csv as tables.py wrote them): the filter, its runs link, the shown run
-    ids and their compare link (None without runs); ``{}`` per table when the store has no experiment."""
+    ids and their compare link (None without runs); ``{}`` per table when the store has no experiment. With a
+    ``client`` (and ``runs``, :func:`runs.finished_runs`), also the saved view with columns (``view``, else None),
+    key ``logoseg-<profile>-<table>``: rewritten on every regeneration, as the table's knobs may change."""
     links = {}
     for name in TABLES:
         ids = shown_run_ids(pd.read_csv(folder / f'{name}.csv', dtype={'run_id': str}))
-        links[name] = {} if experiment_id is None else {
-            'filter': runs_filter(name, profile), 'runs': runs_link(ui, experiment_id, name, profile),
-            'run_ids': ids, 'compare': compare_link(ui, experiment_id, ids) if ids else None}
+        if experiment_id is None:
+            links[name] = {}
+            continue
+        view = None
+        if client is not None and runs is not None:
+            key = f'logoseg-{profile}-{name}'
+            save_view(client, experiment_id, key, name, profile, knobs(runs, ids))
+            view = view_link(ui, experiment_id, key)
+        links[name] = {'filter': runs_filter(name, profile), 'runs': runs_link(ui, experiment_id, name, profile),
+                       'view': view, 'run_ids': ids, 'compare': compare_link(ui, experiment_id, ids) if ids else None}
     return links
 
 
@@ -98,16 +143,22 @@ def markdown(links: dict, profile: str, titles: dict[str, str]) -> str:
              '"Model training" view.', '']
     for name in TABLES:
         entry = links[name]
-        lines.append(f'- {titles[name]}: ' + (
-            'no experiment in the store' if not entry else
-            f'[runs]({entry["runs"]}) · ' + (f'[compare the runs shown ({len(entry["run_ids"])})]({entry["compare"]})'
-                                             if entry['compare'] else 'no run to compare')))
+        if not entry:
+            lines.append(f'- {titles[name]}: no experiment in the store')
+            continue
+        parts = [f'[runs]({entry["runs"]})']
+        if entry['view']:
+            parts.append(f'[runs with their columns]({entry["view"]})')
+        parts.append(f'[compare the {len(entry["run_ids"])} runs shown]({entry["compare"]})' if entry['compare']
+                     else 'no run to compare')
+        lines.append(f'- {titles[name]}: ' + ' · '.join(parts))
     return '\n'.join(lines) + '\n'
 
 
-def write_links(folder: Path, profile: str, ui: str, experiment_id: str | None, titles: dict[str, str]) -> dict:
+def write_links(folder: Path, profile: str, ui: str, experiment_id: str | None, titles: dict[str, str],
+                runs: pd.DataFrame | None = None, client=None) -> dict:
     """Write ``links.md`` and ``links.json`` into ``folder`` (beside the tables); returns the links."""
-    links = table_links(folder, profile, ui, experiment_id)
+    links = table_links(folder, profile, ui, experiment_id, runs, client)
     (folder / 'links.json').write_text(json.dumps(links, indent=2) + '\n')
     (folder / 'links.md').write_text(markdown(links, profile, titles))
     return links

@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="runs of this profile (default: params.yaml's `profile`, else smoke)")
     parser.add_argument('--out', type=Path, help='output folder (default: results/<profile>/tables)')
     parser.add_argument('--metrics', type=Path, help='also write summary.json here (for `dvc metrics`)')
-    parser.add_argument('--no-log', action='store_true', help='do not log the written files to MLflow')
+    parser.add_argument('--no-log', action='store_true', help='write nothing to MLflow (no tables run, no saved views)')
     parser.add_argument('--ui-url', default=DEFAULT_UI, help=f'MLflow UI of links.md (default: {DEFAULT_UI})')
     args = parser.parse_args(argv)
     out = args.out or REPO / 'results' / args.profile / 'tables'
@@ -151,7 +151,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         summary = regenerate(pd.read_csv(PAPER, dtype={'row': str}), runs, args.profile, tmp)
         experiment = mlflow.get_experiment_by_name(EXPERIMENT)
-        links = write_links(tmp, args.profile, args.ui_url, experiment and experiment.experiment_id, TITLES)
+        # the views with columns are experiment tags: written only where tables.py may write to the store
+        links = write_links(tmp, args.profile, args.ui_url, experiment and experiment.experiment_id, TITLES, runs,
+                            None if args.no_log else mlflow.MlflowClient(args.tracking_uri))
         if args.metrics:
             args.metrics.parent.mkdir(parents=True, exist_ok=True)
             partial = args.metrics.with_name(f'.{args.metrics.name}.tmp')
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f'tables: wrote {out}')
     for name in TABLES:
         print(f'  {name}: {summary[name]["found"]}/{summary[name]["rows"]} rows have a run')
-        for kind in ('runs', 'compare'):
+        for kind in ('runs', 'view', 'compare'):
             if links[name].get(kind):
                 print(f'    {kind}: {links[name][kind]}')
 

@@ -2,14 +2,15 @@
 still reads the URL parameters they rely on."""
 import json
 import re
+import urllib.parse
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from .conftest import EXPECTED_FULL, EXPECTED_T4, run_tables, tracking_uri
-from links import compare_link, parse_compare_link, parse_runs_link, runs_link
+from .conftest import EXPECTED_FULL, EXPECTED_T4, run_tables, seed, tracking_uri
+from links import SHARED_VIEW_TAG, compare_link, parse_compare_link, parse_runs_link, runs_link
 from runs import TABLES, finished_runs
 
 UI = 'http://ui.example:5001'
@@ -29,6 +30,7 @@ def test_links_parse_back_to_each_tables_runs(seeded_store, tmp_path):
     with tracking_uri(seeded_store):
         finished = finished_runs('smoke')  # what tables.py reads: FINISHED smoke grid runs, no analysis run
     assert set(links) == set(TABLES)
+    assert all(links[name]['view'] is None for name in TABLES)  # --no-log: no view saved in the store
     for name in TABLES:
         entry = links[name]
         assert entry['runs'].startswith(f'{UI}/#/experiments/{experiment_id}/runs?')
@@ -55,6 +57,31 @@ def test_links_parse_back_to_each_tables_runs(seeded_store, tmp_path):
     assert sorted(run.data.tags['row'] for run in table2) == ['full', 'full', 't2_op']
     text = (out / 'links.md').read_text()
     assert all(links[name]['runs'] in text for name in TABLES) and links['table4']['compare'] in text
+
+
+def test_views_with_columns_saved_in_the_store(tmp_path):
+    """Without --no-log each table's runs view is saved as an experiment tag, as the UI's "Share" does: the
+    table's filter, the paper's metrics in its order and the params that tell the table's runs apart."""
+    store = f'sqlite:///{tmp_path / "mlflow.db"}'
+    client = MlflowClient(store)
+    seed(client, artifacts=tmp_path / 'mlruns')
+    out = tmp_path / 'tables'
+    run_tables('--tracking-uri', store, '--profile', 'smoke', '--out', str(out), '--ui-url', UI, cwd=tmp_path)
+    links = json.loads((out / 'links.json').read_text())
+    experiment = client.get_experiment_by_name('logoseg')
+    view = links['table4']['view']
+    assert view.startswith(f'{UI}/#/experiments/{experiment.experiment_id}/runs?')
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(view).fragment.split('?', 1)[1]))
+    # no search facet beside the key: the UI would ignore the saved view
+    assert query == {'viewStateShareKey': 'logoseg-smoke-table4', 'workflowType': 'machine_learning'}
+    state = json.loads(experiment.tags[SHARED_VIEW_TAG + 'logoseg-smoke-table4'])
+    assert state['searchFilter'] == links['table4']['filter']
+    # Table 4's shown runs (`full`, `t4_lambda05_r8`) differ in lambda and r only; op, ccf, ra, lambda_learnable
+    # are equal and left out
+    assert state['selectedColumns'] == ['tags.`table4`', 'metrics.`ade847/mIoU`', 'metrics.`pc459/mIoU`',
+                                        'metrics.`ade150/mIoU`', 'metrics.`pc59/mIoU`', 'metrics.`voc20/mIoU`',
+                                        'metrics.`voc20b/mIoU`', 'params.`lambda`', 'params.`r`']
+    assert view in (out / 'links.md').read_text()
 
 
 def test_links_are_fully_encoded():
@@ -89,5 +116,10 @@ def test_installed_ui_reads_the_links_url_parameters():
     assert 'get("workflowType")' in js and 'MACHINE_LEARNING="machine_learning"' in js
     # the compare view: route /compare-runs, run ids as JSON under `?runs`, experiment ids under `experiments`
     assert '"/compare-runs"' in js
+    # saved views: the URL parameter, the experiment tag's prefix, the plain-JSON value read as a fallback (after
+    # the UI's own envelope), the column ids (`metrics.`ade150/mIoU``) and selectedColumns among its saved state
+    assert 'U="viewStateShareKey",$="mlflow.sharedViewState."' in js
+    assert re.search(r'\(0,\w+\.ib\)\(e\)\?JSON\.parse\(await\(0,\w+\.U1\)\(e\)\):JSON\.parse\(e\)\)\(t\.value\)', js)
+    assert 'I=(e,t)=>e+".`"+t+"`"' in js and '["selectedColumns","columnOrder"' in js
     assert re.search(r'(\w+)=JSON\.parse\((\w+)\["\?runs"\]\);return\{experimentIds:JSON\.parse\(\2\.experiments\),'
                      r'runUuids:\1\}', js)
