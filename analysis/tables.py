@@ -1,6 +1,7 @@
 """Tables 1-5 of the paper regenerated from the MLflow runs: our mIoU, the paper's, and the difference.
 
     python analysis/tables.py [--tracking-uri URI] [--profile smoke|paper] [--out DIR] [--metrics FILE] [--no-log]
+                             [--ui-url URL]
 
 Per table row: the latest FINISHED run of the profile that carries the row's label in its ``tableN`` tag
 (analysis/runs.py). The paper's rows, columns and order come from experiments/paper_results.csv (``source``:
@@ -9,7 +10,8 @@ no run stays empty with the note ``missing``. Writes into DIR: ``tableN.csv`` (e
 ``tableN.md`` (per benchmark ours and ours - paper), ``tableN.tex`` and ``tableN_vs_paper.tex`` (the paper's
 layout with our numbers, the second with ours - paper; analysis/latex.py), ``tableN.png`` (ours vs paper),
 ``table4_heatmap.png`` and ``summary.json`` (also to FILE: a DVC stage's metrics file cannot lie
-inside its output folder); then logs them to MLflow as a run named ``tables`` (tag ``kind=tables``) in the
+inside its output folder), ``links.{md,json}`` (per table the MLflow UI links to its runs, analysis/links.py);
+then logs them to MLflow as a run named ``tables`` (tag ``kind=tables``) in the
 grid's experiment.
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ import pandas as pd
 from mlflow.entities import Metric
 
 from latex import paper_layout
+from links import DEFAULT_UI, write_links
 from plots import ours_vs_paper, table4_heatmap
 from runs import (BENCHMARKS, EXPERIMENT, REPO, TABLES, default_profile, default_tracking_uri, ensure_experiment,
                   finished_runs, table_runs)
@@ -133,7 +136,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="runs of this profile (default: params.yaml's `profile`, else smoke)")
     parser.add_argument('--out', type=Path, help='output folder (default: results/<profile>/tables)')
     parser.add_argument('--metrics', type=Path, help='also write summary.json here (for `dvc metrics`)')
-    parser.add_argument('--no-log', action='store_true', help='do not log the written files to MLflow')
+    parser.add_argument('--no-log', action='store_true', help='write nothing to MLflow (no tables run, no saved views)')
+    parser.add_argument('--ui-url', default=DEFAULT_UI, help=f'MLflow UI of links.md (default: {DEFAULT_UI})')
     args = parser.parse_args(argv)
     out = args.out or REPO / 'results' / args.profile / 'tables'
 
@@ -147,6 +151,10 @@ def main(argv: list[str] | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent))
     try:
         summary = regenerate(pd.read_csv(PAPER, dtype={'row': str}), runs, args.profile, tmp)
+        experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+        # the views with columns are experiment tags: written only where tables.py may write to the store
+        links = write_links(tmp, args.profile, args.ui_url, experiment and experiment.experiment_id, TITLES, runs,
+                            None if args.no_log else mlflow.MlflowClient(args.tracking_uri))
         if args.metrics:
             args.metrics.parent.mkdir(parents=True, exist_ok=True)
             partial = args.metrics.with_name(f'.{args.metrics.name}.tmp')
@@ -159,6 +167,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f'tables: wrote {out}')
     for name in TABLES:
         print(f'  {name}: {summary[name]["found"]}/{summary[name]["rows"]} rows have a run')
+        for kind in ('runs', 'view', 'compare'):
+            if links[name].get(kind):
+                print(f'    {kind}: {links[name][kind]}')
 
     if not args.no_log:
         # a client, not mlflow.start_run: that would reopen the run named by MLFLOW_RUN_ID if a caller set it

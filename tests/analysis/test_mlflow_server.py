@@ -10,6 +10,8 @@ from mlflow.tracking import MlflowClient
 
 from ..mlflow_server import MlflowServer
 from .conftest import EXPECTED_FULL, EXPECTED_T4, run_tables, seed
+from links import parse_compare_link, parse_runs_link
+from runs import TABLES
 
 
 pytestmark = pytest.mark.slow
@@ -68,3 +70,34 @@ def test_tables_from_the_server(server, tmp_path):
         'order_by': ['attributes.start_time DESC'], 'max_results': 1})['runs']]
     files = rest(server, f'/api/2.0/mlflow/artifacts/list?run_id={tables["info"]["run_id"]}')['files']
     assert {item['path'] for item in files} == {path.name for path in out.iterdir()}
+
+
+def test_table_links_through_the_uis_api(server, tmp_path):
+    """What the UI does with each table's links (analysis/links.py), through the `ajax-api` its pages call: the
+    runs link's filter finds exactly the table's FINISHED smoke runs, and every run of the compare link exists."""
+    out = tmp_path / 'tables'
+    run_tables('--tracking-uri', server, '--profile', 'smoke', '--out', str(out), '--no-log', '--ui-url', server,
+               cwd=tmp_path)
+    links = json.loads((out / 'links.json').read_text())
+    experiment = rest(server, '/api/2.0/mlflow/experiments/get-by-name?experiment_name=logoseg')['experiment']
+    everything = rest(server, '/api/2.0/mlflow/runs/search', {'experiment_ids': [experiment['experiment_id']],
+                                                              'max_results': 1000})['runs']
+    for name in TABLES:
+        entry = links[name]
+        experiment_id, search = parse_runs_link(entry['runs'])
+        assert entry['runs'].startswith(server + '/#/') and experiment_id == experiment['experiment_id']
+        found = rest(server, '/ajax-api/2.0/mlflow/runs/search',
+                     {'experiment_ids': [experiment_id], 'filter': search, 'max_results': 1000}).get('runs', [])
+        # expected from the runs themselves, not from a filter: FINISHED, smoke, with the table's tag, not the
+        # analysis run
+        expected = {run['info']['run_id'] for run in everything
+                    if run['info']['status'] == 'FINISHED' and run['info']['run_name'] != 'tables'
+                    and {'key': 'profile', 'value': 'smoke'} in run['data']['tags']
+                    and any(tag['key'] == name for tag in run['data']['tags'])}
+        assert {run['info']['run_id'] for run in found} == expected and expected, name
+        run_ids, experiments = parse_compare_link(entry['compare'])
+        shown = pd.read_csv(out / f'{name}.csv', dtype={'run_id': str})['run_id'].dropna()
+        assert run_ids == list(dict.fromkeys(shown)) and experiments == [experiment_id] and set(run_ids) <= expected
+        for run_id in run_ids:
+            run = rest(server, f'/ajax-api/2.0/mlflow/runs/get?run_id={run_id}')['run']
+            assert run['info']['run_id'] == run_id and run['info']['status'] == 'FINISHED'
