@@ -116,7 +116,7 @@ def test_second_predictor_reads_text_embeddings_from_disk(smoke_checkpoint, smal
 
 
 def test_missing_damaged_or_mismatched_checkpoints_are_refused(smoke_checkpoint, tmp_path, monkeypatch):
-    monkeypatch.setattr(predictor_module.MODELS, 'build', lambda cfg: pytest.fail('built a model'))
+    monkeypatch.setattr(predictor_module, 'build_model', lambda cfg: pytest.fail('built a model'))
     with pytest.raises(LoGoSegUserError, match='checkpoint not found at .*missing.pth'):
         LoGoSegPredictor(SMOKE_CONFIG, tmp_path / 'missing.pth')
     with pytest.raises(LoGoSegUserError, match='config not found'):
