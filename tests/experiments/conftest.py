@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
 from logoseg.experiments import testcluster
 
@@ -37,6 +38,15 @@ def slurm_cluster(tmp_path_factory):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """A fresh sqlite MLflow store for the test, as the default tracking URI; its client."""
+    uri = f'sqlite:///{tmp_path / "mlflow.db"}'
+    monkeypatch.setenv('MLFLOW_TRACKING_URI', uri)
+    monkeypatch.delenv('MLFLOW_RUN_ID', raising=False)
+    return MlflowClient(uri)
 
 
 @pytest.fixture(scope='module')

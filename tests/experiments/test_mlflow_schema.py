@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from mlflow import MlflowClient
 from mmengine.config import Config
 
 from logoseg.experiments.grid import LEARNABLE_LAMBDA_INIT, load_row, row_keys
@@ -30,14 +29,6 @@ TEST = {'ade150/mIoU': np.float32(11.61), 'ade150/aAcc': np.float32(60.33), 'ade
 LOGGED = {'loss', 'lr', 'encoder_lr', 'val/aAcc', 'val/mIoU', 'val/mAcc', 'val/hallucination_rate',
           'val/hallucinated_classes', 'ade150/mIoU', 'ade150/aAcc', 'ade150/mAcc', 'ade150/hallucination_rate',
           'ade150/hallucinated_classes'}
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    uri = f'sqlite:///{tmp_path / "mlflow.db"}'
-    monkeypatch.setenv('MLFLOW_TRACKING_URI', uri)
-    monkeypatch.delenv('MLFLOW_RUN_ID', raising=False)
-    return MlflowClient(uri)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from mlflow import MlflowClient
 from mmengine.config import Config
 
 from logoseg.experiments.repository import git_tags, repo_root
@@ -15,14 +14,6 @@ from logoseg.experiments.tracking import (EXPERIMENT, TrackedRun, config_params,
                                           mark_stale_runs, tracking_uri)
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    uri = f'sqlite:///{tmp_path / "mlflow.db"}'
-    monkeypatch.setenv('MLFLOW_TRACKING_URI', uri)
-    monkeypatch.delenv('MLFLOW_RUN_ID', raising=False)
-    return MlflowClient(uri)
 
 
 def runs(client, **tags):
