@@ -49,3 +49,22 @@ def test_dvc_overlays_the_rows_curves_on_one_chart(tmp_path):
     assert {(p['filename'], p['iter'], p['loss']) for p in points} >= {('full.csv', '20', '1.5'),
                                                                        (f'{rows[-1]}.csv', '10', f'{1 + len(rows)}')}
     assert chart['content']['encoding']['y']['field'] == 'loss'
+
+
+@pytest.mark.skipif(DVC is None, reason='dvc not installed: the plot definitions not resolved')
+def test_a_row_without_a_curve_is_named_missing_and_the_others_are_drawn(tmp_path):
+    subprocess.run([DVC, 'init', '--no-scm', '-q'], cwd=tmp_path, check=True, timeout=120)
+    (tmp_path / 'params.yaml').write_text('profile: smoke\n')
+    (tmp_path / 'dvc.yaml').write_text(yaml.safe_dump({'plots': [{'loss_table4': PLOTS['loss_table4']}]}))
+    curves = tmp_path / 'results' / 'smoke' / 'curves'
+    curves.mkdir(parents=True)
+    rows = [key for key, row in ROWS.items() if 'table4' in row['tables']]
+    for key in rows[:-1]:  # the last row has not run
+        (curves / f'{key}.csv').write_text('iter,loss,lr\n10,2.0,0.01\n')
+    result = subprocess.run([DVC, 'plots', 'show', '--json', 'loss_table4'], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)
+    shown = json.loads(result.stdout)
+    assert [(e['source'], e['type']) for e in shown['errors']] == [
+        (f'results/smoke/curves/{rows[-1]}.csv', 'FileNotFoundError')]
+    [chart] = shown['data']['loss_table4']
+    assert {p['filename'] for p in chart['content']['data']['values']} == {f'{key}.csv' for key in rows[:-1]}
