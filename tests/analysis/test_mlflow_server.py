@@ -101,3 +101,39 @@ def test_table_links_through_the_uis_api(server, tmp_path):
         for run_id in run_ids:
             run = rest(server, f'/ajax-api/2.0/mlflow/runs/get?run_id={run_id}')['run']
             assert run['info']['run_id'] == run_id and run['info']['status'] == 'FINISHED'
+
+
+def test_table4_links_open_its_runs_in_a_real_browser(server, tmp_path):
+    """The links as a user clicks them, in Debian's headless chromium on the server's UI: the saved view lists
+    every run of Table 4 and no run of another table only, with the six benchmark columns (the UI orders metric
+    columns by name, not as the view lists them); the compare view shows exactly the runs the table shows."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from ..apis.test_demo import chromium_driver
+    out = tmp_path / 'tables'
+    run_tables('--tracking-uri', server, '--profile', 'smoke', '--out', str(out), '--ui-url', server, cwd=tmp_path)
+    links = json.loads((out / 'links.json').read_text())['table4']
+    experiment = rest(server, '/api/2.0/mlflow/experiments/get-by-name?experiment_name=logoseg')['experiment']
+    runs = rest(server, '/api/2.0/mlflow/runs/search', {'experiment_ids': [experiment['experiment_id']],
+                                                         'max_results': 1000})['runs']
+    tags = {run['info']['run_name']: {t['key'] for t in run['data']['tags']} for run in runs}
+    table4 = {name for name, keys in tags.items() if 'table4' in keys and name != 'tables'}
+    elsewhere = {name for name, keys in tags.items() if 'table4' not in keys and name != 'tables'}
+    assert table4 and elsewhere
+    driver = chromium_driver()
+    driver.set_window_size(3200, 1600)  # the runs grid renders only the columns in view
+    try:
+        def shown(page: str, names: set[str]) -> set[str]:
+            return {name for name in names if f'>{name}<' in page}
+        driver.get(links['view'])
+        WebDriverWait(driver, 120).until(lambda d: shown(d.page_source, table4) == table4)
+        assert not shown(driver.page_source, elsewhere)
+        headers = {h.text for h in driver.find_elements(By.CSS_SELECTOR, '[role="columnheader"]')}
+        assert {f'{b}/mIoU' for b in ('ade847', 'pc459', 'ade150', 'pc59', 'voc20', 'voc20b')} <= headers, headers
+        names = {run['info']['run_id']: run['info']['run_name'] for run in runs}
+        compared = {names[run_id] for run_id in links['run_ids']}
+        driver.get(links['compare'])
+        WebDriverWait(driver, 120).until(lambda d: shown(d.page_source, compared) == compared)
+    finally:
+        driver.quit()
