@@ -1,5 +1,5 @@
 """MLflow UI links that open each paper table: its runs in the experiment's runs view, and the compare view of
-the runs the table shows (README, "Comparing runs in MLflow").
+the runs the table shows (docs/mlflow.md).
 
 The UI is a single-page app; what a link can set is what its pages read from the URL (MLflow 3.17):
 - the runs view ``#/experiments/<id>/runs`` reads ``searchFilter`` (the search box; public since MLflow 2);

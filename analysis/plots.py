@@ -1,5 +1,5 @@
 """Figures of the regenerated tables (PNG): ours beside the paper's, per table and on Table 4's lambda x r grid; and
-a table as a picture (for the README):
+a table as a picture (for the docs, e.g. docs/table2.png in docs/mlflow.md):
 
     python analysis/plots.py results/<profile>/tables/tableN.csv docs/tableN.png
 """

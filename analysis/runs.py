@@ -1,4 +1,4 @@
-"""The grid's runs in MLflow, read by the experiment layer's schema (README, "Comparing runs in MLflow").
+"""The grid's runs in MLflow, read by the experiment layer's schema (docs/mlflow.md).
 
 One run per grid row in the experiment ``logoseg``; tag ``profile`` (``smoke`` | ``paper``); tag ``table1`` ..
 ``table5`` = the paper's row label(s) in that table (several joined with `` | ``); metric ``<benchmark>/mIoU``

@@ -320,9 +320,9 @@ def test_a_queued_experiment_works_in_its_own_copy_and_dvc_shows_its_metrics(gri
 
 def readme_set_commands() -> list[list[str]]:
     import shlex
-    readme = (REPO / 'README.md').read_text()
-    lines = [line.split('#')[0].strip() for line in readme.splitlines() if line.startswith('dvc exp run -S')]
-    assert lines, 'the README shows no `dvc exp run -S` example'
+    docs = '\n'.join(path.read_text() for path in [REPO / 'README.md', *sorted((REPO / 'docs').glob('*.md'))])
+    lines = [line.split('#')[0].strip() for line in docs.splitlines() if line.startswith('dvc exp run -S')]
+    assert lines, 'neither the README nor docs/ shows a `dvc exp run -S` example'
     return [shlex.split(line) for line in lines]
 
 
@@ -340,8 +340,8 @@ def test_a_failed_exp_run_switches_params_and_the_readme_command_restores_them(g
     failed = dvc(grid, 'exp', 'run', '-S', 'profile=paper', 'ablation_grid')
     assert failed.returncode != 0  # the paper's data is not prepared here
     assert yaml.safe_load((root / 'params.yaml').read_text())['profile'] == 'paper'  # DVC's behaviour
-    readme = (REPO / 'README.md').read_text()
-    restore = next(line.split('#')[0].strip() for line in readme.splitlines() if line.startswith('git checkout --'))
+    doc = (REPO / 'docs' / 'experiments.md').read_text()
+    restore = next(line.split('#')[0].strip() for line in doc.splitlines() if line.startswith('git checkout --'))
     subprocess.run(restore, shell=True, cwd=root, env=env, check=True)
     assert (root / 'params.yaml').read_text() == before
 

@@ -122,7 +122,7 @@ def test_train_and_test_runs_are_logged_to_mlflow_with_names_metrics_and_status(
     assert testing[-1].info.status == 'FINISHED'
     test_miou = testing[-1].data.metrics['test/mIoU']
     assert test_miou == round(test_miou, 2)  # as MMSeg reports it, without float32 noise
-    assert 'test/num_images' not in testing[-1].data.metrics  # not in the README's schema: the log has it
+    assert 'test/num_images' not in testing[-1].data.metrics  # not in docs/mlflow.md's schema: the log has it
     assert len({r.info.run_name for r in runs}) == len(runs)  # no more one random name for every run
 
 

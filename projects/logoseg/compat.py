@@ -109,7 +109,7 @@ def _lite_ops_module() -> types.ModuleType:
         if name.startswith('__'):
             raise AttributeError(name)
         message = (f'mmcv.ops.{name} needs the compiled mmcv ops, which mmcv-lite lacks; '
-                   'install full mmcv 2.1.0 (README, GPU set-up) to use it')
+                   'install full mmcv 2.1.0 (docs/training.md, GPU machines) to use it')
 
         class UnavailableOp(torch.nn.Module):
             def __init__(self, *args, **kwargs):

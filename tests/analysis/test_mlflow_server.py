@@ -38,7 +38,7 @@ def server(tmp_path_factory):
 
 def test_grid_runs_found_by_tags_through_the_rest_api(server):
     experiment = rest(server, '/api/2.0/mlflow/experiments/get-by-name?experiment_name=logoseg')['experiment']
-    # the README's filter for one table, restricted to finished runs, newest first
+    # docs/mlflow.md's filter for one table, restricted to finished runs, newest first
     found = rest(server, '/api/2.0/mlflow/runs/search', {
         'experiment_ids': [experiment['experiment_id']],
         'filter': "tags.table4 LIKE '%' and tags.profile = 'smoke' and attributes.status = 'FINISHED'",

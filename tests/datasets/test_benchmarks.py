@@ -106,7 +106,7 @@ def test_training_splits(prepared, cls, split, folder):
 def test_missing_directory_one_line_error(tmp_path, cls, name, num_classes, ignore, label_dir):
     stage = {'coco_stuff171': 'prepare_coco_stuff'}.get(name, f'prepare_{name}')  # dvc.yaml's stage names
     expected = (f'dataset not found at {tmp_path / label_dir}; prepare it with `dvc repro {stage}` '
-                '(README, Datasets)' + DATA_ROOT_HINT)
+                '(docs/datasets.md)' + DATA_ROOT_HINT)
     assert '--cfg-options test_dataloader.dataset.data_root=DIR' in DATA_ROOT_HINT  # where data lives elsewhere
     with pytest.raises(DatasetNotFoundError) as err:
         cls(data_root=str(tmp_path))

@@ -58,7 +58,7 @@ def test_missing_data_stops_before_any_run(smoke_checkpoint, tmp_path):
                      work_dir=str(tmp_path), cfg_options={'test_dataloader.dataset.data_root': str(tmp_path)})
     assert str(err.value).endswith(
         f'dataset not found at {tmp_path}/prepared/ade150/validation; '
-        'prepare it with `dvc repro prepare_ade150` (README, Datasets)' + DATA_ROOT_HINT)
+        'prepare it with `dvc repro prepare_ade150` (docs/datasets.md)' + DATA_ROOT_HINT)
     assert not out.exists()
 
 
@@ -75,7 +75,7 @@ def test_skip_missing_records_it(prepared_root, smoke_checkpoint, tmp_path):
                            work_dir=str(tmp_path), cfg_options=options, skip_missing=True)
     assert list(results) == ['ade150', 'voc20']
     assert results['ade150'] == {'missing': f'dataset not found at {root}/prepared/ade150/validation; prepare '
-                                            'it with `dvc repro prepare_ade150` (README, Datasets)' + DATA_ROOT_HINT}
+                                            'it with `dvc repro prepare_ade150` (docs/datasets.md)' + DATA_ROOT_HINT}
     assert set(results['voc20']) == set(KEYS) | {'num_images'} and results['voc20']['num_images'] == 3
 
 

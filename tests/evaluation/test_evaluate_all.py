@@ -54,5 +54,5 @@ def test_cli_missing_data_is_one_line(smoke_checkpoint, tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (
         f'logoseg: error: dataset not found at {tmp_path}/prepared/voc20b/val; '
-        'prepare it with `dvc repro prepare_voc20b` (README, Datasets)' + DATA_ROOT_HINT)
+        'prepare it with `dvc repro prepare_voc20b` (docs/datasets.md)' + DATA_ROOT_HINT)
     assert 'Traceback' not in proc.stderr and not (tmp_path / 'm.json').exists()

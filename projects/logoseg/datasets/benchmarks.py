@@ -94,7 +94,7 @@ class PreparedSegDataset(BaseSegDataset):
         for folder in (label_dir, img_dir):
             if not osp.isdir(folder):
                 raise DatasetNotFoundError(f'dataset not found at {osp.abspath(folder)}; prepare it with '
-                                           f'`dvc repro {self.stage}` (README, Datasets)' + DATA_ROOT_HINT)
+                                           f'`dvc repro {self.stage}` (docs/datasets.md)' + DATA_ROOT_HINT)
         if self.ann_file:
             return super().load_data_list()
         suffix = self.seg_map_suffix
@@ -102,7 +102,7 @@ class PreparedSegDataset(BaseSegDataset):
                                                backend_args=self.backend_args))
         if not names:
             raise DatasetNotFoundError(f'no *{suffix} label maps in {osp.abspath(label_dir)}; '
-                                       f'prepare them with `dvc repro {self.stage}` (README, Datasets)')
+                                       f'prepare them with `dvc repro {self.stage}` (docs/datasets.md)')
         return [
             dict(img_path=osp.join(img_dir, name[:-len(suffix)] + self.img_suffix),
                  seg_map_path=osp.join(label_dir, name), label_map=self.label_map,

@@ -1,7 +1,7 @@
 """The ablation grid: rows of ``experiments/rows.yaml`` (knob deltas on the full model) under a profile of
 ``params.yaml`` (``smoke`` or ``paper``) become mmengine configs, output paths and MLflow tags.
 
-A row's knobs map onto one config switch each (README, interpretations 2, 7, 11-12 and Experiments):
+A row's knobs map onto one config switch each (docs/interpretations.md, rows 2, 7, 11-12, and docs/experiments.md):
 ``op``/``ccf``/``ra`` (Table 2), ``gc``/``da``/``fusion_depth`` (Table 3), ``lambda``/``r`` (Table 4),
 ``train_set`` (Table 5), ``backbone`` (Table 1) and ``prior_on_logits``.
 """
@@ -23,7 +23,7 @@ from .repository import repo_root
 PROFILES = ('smoke', 'paper', 'rehearsal')
 BACKBONES = ('vitb', 'vitl', 'convnext_b', 'convnext_l')
 TRAIN_SETS = ('coco', 'pc59', 'ade150')
-# the grid's knob -> LoGoSegHead argument; also the MLflow param names (README, "Experiments")
+# the grid's knob -> LoGoSegHead argument; also the MLflow param names (docs/experiments.md)
 HEAD_KNOBS = dict(op='use_object_prior', ccf='use_fusion', ra='use_region_alignment', gc='use_global_context',
                    da='use_dir_attn', fusion_depth='fusion_depth', r='region_grid', prior_on_logits='prior_on_logits')
 # The prior weight a learnable lambda starts from: sigmoid(theta) with theta = 0 (models/region_alignment.py)

@@ -30,7 +30,7 @@ ACTIVE_STATES = {'PENDING', 'RUNNING', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED'
                  'SUSPENDED', 'RESIZING', 'SIGNALING', 'STAGE_OUT', 'STOPPED', 'PREEMPTED'}
 SERVER_HELP = ('start one where every node reaches it, e.g. `mlflow server --host 0.0.0.0 --port 5000 '
                '--backend-store-uri sqlite:///$PWD/mlflow.db --artifacts-destination $PWD/mlartifacts`, then '
-               '`export MLFLOW_TRACKING_URI=http://$(hostname):5000` (README, "The grid on SLURM")')
+               '`export MLFLOW_TRACKING_URI=http://$(hostname):5000` (docs/cluster.md)')
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from .spool import Spool, bound_http_retries, replay_leftovers, shown_uri, unrea
 
 EXPERIMENT = 'logoseg'
 
-# The metrics of a run (README, "Comparing runs in MLflow"), each with the precision it means. MMSeg reports
+# The metrics of a run (docs/mlflow.md), each with the precision it means. MMSeg reports
 # percentages rounded to 2 decimals as float32 (np.round(x * 100, 2)); our HallucinationIoUMetric rounds its
 # fractions and counts per image to 4. Logged as they come, the float32 -> float64 conversion shows in the UI,
 # the REST API and the tables as 21.0699996185 or 78.4000015258789: rounding them again removes that noise.
@@ -59,7 +59,7 @@ def metric_value(name: str, value) -> float:
 
 def tracked_metric(name: str) -> bool:
     """Whether the vis backend sends the scalar ``name`` (``train/`` prefix already dropped) to MLflow: only
-    the README's schema, :data:`TRAINING_METRICS` and ``<prefix>/<metric>`` of :data:`EVALUATION_METRICS` with
+    the schema of docs/mlflow.md, :data:`TRAINING_METRICS` and ``<prefix>/<metric>`` of :data:`EVALUATION_METRICS` with
     ``val``, ``test`` or a benchmark as the prefix. mmengine's other scalars (``base_lr``, ``time``,
     ``data_time``, ``iter``, ``memory``, loss terms such as ``decode.loss_bce``, a copy of ``loss`` with one
     loss, ``val/time``) and TestMetricsHook's ``<benchmark>/num_images`` stay in the training log and
@@ -345,7 +345,8 @@ class TrackedMLflowVisBackend(MLflowVisBackend):
     ``evaluate_all``), else opens a :class:`TrackedRun` of its own named after the config and the time (never a
     random name drawn from the seeded generator); params are the few flat ones of :func:`config_params` unless
     ``params`` is given; training scalars drop mmengine's ``train/`` prefix while validation keeps ``val/``, and
-    only the README's metrics are sent (:func:`tracked_metric`), at their precision (:func:`metric_value`);
+    only the metrics of the schema (docs/mlflow.md) are sent (:func:`tracked_metric`), at their precision
+    (:func:`metric_value`);
     artifacts are this run's own log folder, not stale files of a reused work dir; and the default tracking
     URI is :func:`tracking_uri`, so no "make sure the server is running" warning for a local store.
     """

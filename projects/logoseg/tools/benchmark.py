@@ -38,7 +38,7 @@ from logoseg.models.selective_scan import _load_cuda_kernel, selective_scan, sel
 from logoseg.utils.errors import LoGoSegUserError
 from logoseg.utils.files import write_json
 
-DEFAULT_TOP_K = 64  # the README's suggested test_cfg.prior_top_k for A-847 / PC-459
+DEFAULT_TOP_K = 64  # the suggested test_cfg.prior_top_k (docs/evaluation.md) for A-847 / PC-459
 SCAN_SHAPE = dict(channels=1024, d_state=16, length=576)  # SS2D at the fusion's size: 4 x 256 channels, 24 x 24
 
 

@@ -99,7 +99,7 @@ def evaluate_all(model_config: str, checkpoint: str, out: str, benchmarks: tuple
             data is not prepared; nothing is evaluated then.
     """
     if not osp.isfile(checkpoint):
-        raise LoGoSegUserError(f'checkpoint not found at {checkpoint}; train one (README, Training) or '
+        raise LoGoSegUserError(f'checkpoint not found at {checkpoint}; train one (docs/training.md) or '
                                'give the path of a downloaded one')
     work_dir = work_dir or osp.join('work_dirs', 'evaluate_all', Path(model_config).stem)
     configs, results = {}, {}

@@ -149,7 +149,7 @@ def not_found(path: Path, what: str, source: str, detail: str = 'is missing') ->
     tracked = record.with_suffix('')
     if not tracked.exists():
         return LoGoSegUserError(f'{what} not found: {tracked}/ is missing (a fresh clone?); restore the recorded '
-                                f'raw data with `dvc pull {record}` (a DVC remote is needed: README, Datasets), '
+                                f'raw data with `dvc pull {record}` (a DVC remote is needed: docs/datasets.md), '
                                 f'or get it from {source}')
     return LoGoSegUserError(f'{what} not found: {path} {detail}; get it from {source} (or `dvc pull {record}` '
                             'if the recorded raw data holds it)')
