@@ -51,7 +51,7 @@ def loader(values):
 
 def test_a_retargeted_runner_tests_the_new_dataset_with_the_new_evaluator(tmp_path):
     runner = Runner(model=dict(type='_Echo'), work_dir=str(tmp_path), test_dataloader=loader([1.0, 2.0, 3.0]),
-                    test_cfg=dict(), test_evaluator=dict(type='_Sum', prefix='a'), default_scope='mmengine')
+                    test_cfg=dict(), test_evaluator=dict(type='_Sum', prefix='a'), default_scope='mmseg')
     assert runner.test() == {'a/total': 6.0, 'a/count': 3}
     assert not is_training(runner)  # a test-only run: asking did not build a train loop
     retarget_test(runner, Config(dict(test_dataloader=loader([10.0, 20.0]), test_cfg=dict(),
@@ -70,7 +70,7 @@ def test_is_training_once_the_train_loop_runs(tmp_path):
 
     runner = Runner(model=dict(type='_Echo'), work_dir=str(tmp_path), train_dataloader=loader([1.0, 2.0]),
                     train_cfg=dict(by_epoch=False, max_iters=1), optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-                    custom_hooks=[TrainingProbe()], default_scope='mmengine')
+                    custom_hooks=[TrainingProbe()], default_scope='mmseg')
     assert not is_training(runner)  # configured, not built
     runner.train()
     assert seen == [True]
