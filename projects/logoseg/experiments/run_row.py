@@ -277,14 +277,12 @@ def efficiency(config: Path, checkpoint: Path) -> dict:
     import torch
     from mmengine.analysis import FlopAnalyzer
     from mmengine.config import Config
-    from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
 
     from ..apis.model import build_model
     from ..tools.benchmark import peak_mb, reset_peak
 
     cfg = Config.fromfile(str(config))
-    init_default_scope('mmseg')
     model = build_model(cfg)  # random CLIP weights: the checkpoint holds every weight
     load_checkpoint(model, str(checkpoint), map_location='cpu', logger='silent')
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
