@@ -23,7 +23,8 @@ MIM = str(Path(sys.executable).with_name('mim'))  # the environment's own `mim`,
 
 
 def run(cmd, cwd, timeout=900, env=None):
-    env = dict(os.environ, **(env or {}))
+    # runs of this module log to a store of their own: the session's store also holds runs other tests killed
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f'sqlite:///{Path(cwd) / "mlflow.db"}', **(env or {}))
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     return proc
 
@@ -109,13 +110,13 @@ def test_train_and_test_runs_are_logged_to_mlflow_with_names_metrics_and_status(
     cwd, work_dir = trained
     if not (cwd / 'test_run').is_dir():  # the mim test run of test_mim_test_evaluates_the_last_checkpoint
         test_mim_test_evaluates_the_last_checkpoint(trained)
-    client = mlflow.MlflowClient(tracking_uri=os.environ['MLFLOW_TRACKING_URI'])
+    client = mlflow.MlflowClient(tracking_uri=f'sqlite:///{cwd / "mlflow.db"}')
     experiment = client.get_experiment_by_name('logoseg')
     runs = client.search_runs([experiment.experiment_id], "attributes.run_name LIKE 'logoseg_smoke-%'")
-    training = [r for r in runs if 'loss' in r.data.metrics]
+    training = [r for r in runs if 'loss' in r.data.metrics and r.data.params.get('max_iters') == str(TRAIN_ITERS)]
     testing = [r for r in runs if 'test/mIoU' in r.data.metrics]
-    assert training and testing
-    run = training[-1]
+    assert len(training) == 1 and testing
+    run = training[0]
     assert run.info.status == 'FINISHED'
     assert {'loss', 'lr', 'val/mIoU', 'val/hallucination_rate'} <= set(run.data.metrics)
     assert len(run.data.params) < 25 and run.data.params['max_iters'] == str(TRAIN_ITERS)
