@@ -9,7 +9,8 @@ Per table row: the latest FINISHED run of the profile that carries the row's lab
 no run stays empty with the note ``missing``. Writes into DIR: ``tableN.csv`` (every number and run id),
 ``tableN.md`` (per benchmark ours and ours - paper), ``tableN.tex`` and ``tableN_vs_paper.tex`` (the paper's
 layout with our numbers, the second with ours - paper; analysis/latex.py), ``tableN.png`` (ours vs paper),
-``table4_heatmap.png`` and ``summary.json`` (also to FILE: a DVC stage's metrics file cannot lie
+``table4_heatmap.png``, ``datasets.{csv,md,tex,png}`` (every row on the datasets declared in params.yaml,
+analysis/own_data.py) and ``summary.json`` (also to FILE: a DVC stage's metrics file cannot lie
 inside its output folder), ``links.{md,json}`` (per table the MLflow UI links to its runs, analysis/links.py);
 then logs them to MLflow as a run named ``tables`` (tag ``kind=tables``) in the
 grid's experiment.
@@ -29,6 +30,7 @@ import numpy as np
 import pandas as pd
 from mlflow.entities import Metric
 
+from own_data import dataset_table, declared_datasets, grid_rows, write_dataset_table
 from latex import paper_layout
 from links import DEFAULT_UI, write_links
 from plots import ours_vs_paper, table4_heatmap
@@ -124,6 +126,8 @@ def regenerate(paper: pd.DataFrame, runs: pd.DataFrame, profile: str, folder: Pa
         if name == 'table4':
             table4_heatmap(table, folder / 'table4_heatmap.png')
         summary[name] = summarize(table)
+    if datasets := declared_datasets():
+        write_dataset_table(dataset_table(runs, datasets, grid_rows()), datasets, folder, profile)
     (folder / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
     return summary
 

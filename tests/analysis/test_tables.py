@@ -135,7 +135,8 @@ def test_float32_noise_and_zero_differences_print_clean(tmp_path):
 def test_plots_summary_and_a_clean_output_folder(written):
     out = written[0]
     pngs = sorted(p.name for p in out.glob('*.png'))
-    assert pngs == ['table1.png', 'table2.png', 'table3.png', 'table4.png', 'table4_heatmap.png', 'table5.png']
+    assert pngs == ['datasets.png', 'table1.png', 'table2.png', 'table3.png', 'table4.png', 'table4_heatmap.png',
+                    'table5.png']
     for png in out.glob('*.png'):
         assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and png.stat().st_size > 10_000
     assert not (out / 'stale.md').exists()  # the folder is replaced, not written over

@@ -7,6 +7,7 @@ import pytest
 
 from logoseg.datasets.benchmarks import DATA_ROOT_HINT
 from logoseg.tools.evaluate_all import BENCHMARKS, evaluate_all, parse_args
+from logoseg.utils.errors import LoGoSegUserError
 
 from .conftest import SMOKE, SMOKE_TEST_PIPELINE
 
@@ -40,10 +41,13 @@ def test_command_line():
     assert parse_args(['c.py', 'k.pth', '--out', 'm.json']).benchmarks == list(BENCHMARKS)
 
 
-def test_unknown_benchmark_is_a_usage_error(capsys):
-    with pytest.raises(SystemExit):
-        parse_args(['configs/logoseg_smoke.py', 'x.pth', '--out', 'm.json', '--benchmarks', 'ade20k'])
-    assert 'invalid choice' in capsys.readouterr().err
+def test_a_name_that_is_neither_a_benchmark_nor_a_declared_dataset_is_one_line_listing_both(tmp_path):
+    with pytest.raises(LoGoSegUserError) as error:
+        evaluate_all(SMOKE, str(tmp_path / 'missing.pth'), str(tmp_path / 'm.json'), ('ade150', 'ade20k'))
+    message = str(error.value)
+    assert message.startswith("unknown benchmark or dataset 'ade20k'") and '\n' not in message
+    assert ', '.join(BENCHMARKS) in message and 'declared in params.yaml: standin' in message
+    assert not (tmp_path / 'm.json').exists()
 
 
 def test_cli_missing_data_is_one_line(smoke_checkpoint, tmp_path):

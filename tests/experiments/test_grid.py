@@ -1,9 +1,11 @@
 """Grid rows -> configs, tags and params: each knob flips its one switch, nothing else."""
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
+from logoseg.datasets.benchmarks import BENCHMARKS
 from logoseg.experiments.grid import HEAD_KNOBS, load_row, set_schedule
 from logoseg.utils.errors import LoGoSegUserError
 
@@ -101,3 +103,76 @@ def test_a_bad_knob_is_refused_when_the_row_is_loaded_before_any_training(tmp_pa
     with pytest.raises(LoGoSegUserError, match=r"prior_lambda=2.0: use a number in \[0, 1\] or 'learnable'"):
         row.work_dir  # noqa: B018 (the work dir is named by the validated config's fingerprint)
     assert not (tmp_path / 'results').exists()
+
+
+def grid_with(tmp_path, rows: dict, **profile) -> Path:
+    """A repository root holding params.yaml (the smoke profile changed by ``profile``) and ``rows``."""
+    (tmp_path / 'experiments').mkdir(exist_ok=True)
+    params = yaml.safe_load((REPO / 'params.yaml').read_text())
+    params['smoke'].update(profile)
+    (tmp_path / 'params.yaml').write_text(yaml.safe_dump(params))
+    (tmp_path / 'experiments' / 'rows.yaml').write_text(yaml.safe_dump(dict(ROWS, rows=rows)))
+    if not (tmp_path / 'configs').exists():
+        (tmp_path / 'configs').symlink_to(REPO / 'configs')
+    return tmp_path
+
+
+def prepared_manifest(root: Path, name: str, digest: str) -> None:
+    folder = root / 'prepared' / 'datasets' / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / 'manifest.json').write_text(json.dumps(dict(
+        name=name, classes=['sky', 'grass, lawn'], ignore_index=255, eval_split='val', digest=digest,
+        splits=dict(train=dict(items=[]), val=dict(items=[])))))
+
+
+def test_a_declared_dataset_is_a_train_set_whose_prepared_version_is_in_the_fingerprint(tmp_path):
+    root = grid_with(tmp_path, dict(own=dict(tables={}, set=dict(train_set='standin'))))
+    with pytest.raises(LoGoSegUserError, match=r"'standin' is not prepared .*dvc repro prepare_dataset@standin"):
+        load_row('own', 'smoke', root).fingerprint  # noqa: B018
+    prepared_manifest(root, 'standin', 'v1')
+    row = load_row('own', 'smoke', root)
+    options = row.cfg_options()
+    assert options['train_dataloader.dataset.type'] == 'DeclaredDataset'
+    assert options['train_dataloader.dataset.name'] == 'standin'
+    first = row.fingerprint
+    prepared_manifest(root, 'standin', 'v2')  # the data was prepared again from changed raw files
+    assert load_row('own', 'smoke', root).fingerprint != first
+    with pytest.raises(LoGoSegUserError, match=r"train_set 'mine'; use one of coco, pc59, ade150 or a dataset "
+                                               r"declared in params.yaml \(standin\)"):
+        load_row('own', 'smoke', grid_with(tmp_path, dict(own=dict(tables={}, set=dict(train_set='mine')))))
+
+
+def test_load_from_a_row_starts_from_its_final_checkpoint_and_follows_its_version(tmp_path):
+    root = grid_with(tmp_path, dict(full=dict(tables={}, set={}),
+                                    tuned=dict(tables={}, set=dict(load_from='row:full'))))
+    with pytest.raises(LoGoSegUserError, match=r"row 'tuned': load_from row:full: results/smoke/train/full/final.pth "
+                                               r"not found; train that row first \(`dvc repro row@full`\)"):
+        load_row('tuned', 'smoke', root).fingerprint  # noqa: B018
+    final = root / 'results' / 'smoke' / 'train' / 'full' / 'final.pth'
+    final.parent.mkdir(parents=True)
+    final.write_bytes(b'weights 1')
+    row = load_row('tuned', 'smoke', root)
+    assert row.cfg_options()['load_from'] == 'results/smoke/train/full/final.pth'  # no path of this checkout
+    assert row.params()['load_from'] == 'row:full' and load_row('full', 'smoke', root).params()['load_from'] == 'none'
+    first = row.fingerprint
+    final.write_bytes(b'weights 2')  # the base row was retrained
+    assert load_row('tuned', 'smoke', root).fingerprint != first
+    bad = grid_with(tmp_path, dict(tuned=dict(tables={}, set=dict(load_from='row:fulll'))))
+    with pytest.raises(LoGoSegUserError, match="load_from row:fulll: no such row"):
+        load_row('tuned', 'smoke', bad)
+
+
+def test_declared_datasets_in_a_profiles_benchmarks_are_evaluated_and_their_version_re_evaluates(tmp_path):
+    root = grid_with(tmp_path, dict(full=dict(tables={}, set={})),
+                     benchmarks=['ade150', 'standin'])
+    prepared_manifest(root, 'standin', 'v1')
+    row = load_row('full', 'smoke', root)
+    assert row.benchmarks == ('ade150', 'standin')
+    training, evaluation = row.fingerprint, row.evaluation_fingerprint
+    prepared_manifest(root, 'standin', 'v2')
+    again = load_row('full', 'smoke', root)
+    assert again.fingerprint == training and again.evaluation_fingerprint != evaluation  # re-evaluated, not retrained
+    assert load_row('full', 'smoke', grid_with(tmp_path, dict(full=dict(tables={}, set={})),
+                                               benchmarks=None)).benchmarks == BENCHMARKS
+    with pytest.raises(LoGoSegUserError, match=r"smoke.benchmarks in params.yaml: 'ade20k' is neither a benchmark"):
+        load_row('full', 'smoke', grid_with(tmp_path, dict(full=dict(tables={}, set={})), benchmarks=['ade20k']))

@@ -22,6 +22,8 @@ from mmseg.registry import DATASETS
 from ..utils.errors import LoGoSegUserError
 from ..utils.vocab import load_vocabulary
 
+# the six open-vocabulary benchmarks, by metric prefix, in the paper's column order
+BENCHMARKS = ('ade847', 'pc459', 'ade150', 'pc59', 'voc20', 'voc20b')
 _VOC_PALETTE = PascalVOCDataset.METAINFO['palette']  # background first, then the 20 classes
 
 # what every evaluation command accepts when the data lives elsewhere (mim test, evaluate_all, the smoke model)
@@ -66,17 +68,26 @@ class PreparedSegDataset(BaseSegDataset):
     def __init__(self, split: str = 'val', data_root: str = '', data_prefix: Optional[dict] = None,
                  prepare_stage: Optional[str] = None, **kwargs) -> None:
         self.stage = prepare_stage or self.STAGE
-        if split not in self.SPLITS:
+        if split not in self.splits:
             raise LoGoSegUserError(f'{type(self).__name__} has no split {split!r}; '
-                                   f'choose one of {", ".join(self.SPLITS)}')
+                                   f'choose one of {", ".join(self.splits)}')
         if data_prefix is None:
-            img_dir, label_dir = self.SPLITS[split]
+            img_dir, label_dir = self.splits[split]
             data_prefix = dict(img_path=img_dir, seg_map_path=label_dir)
         super().__init__(data_root=data_root, data_prefix=data_prefix, img_suffix='.jpg',
-                         seg_map_suffix=self.SEG_MAP_SUFFIX, ignore_index=self.METAINFO['ignore_index'], **kwargs)
+                         seg_map_suffix=self.SEG_MAP_SUFFIX, ignore_index=self.label_ignore_index, **kwargs)
         if self.ignore_index > 255 and any(type(t) is LoadAnnotations for t in self.pipeline.transforms):
             raise LoGoSegUserError(f'{type(self).__name__} labels are 16-bit and MMSeg\'s LoadAnnotations casts '
                                    'them to uint8; use LoadSegAnnotations in the pipeline')
+
+    @property
+    def splits(self) -> dict[str, tuple[str, str]]:
+        """split -> (image folder, label folder), relative to ``data_root``."""
+        return self.SPLITS
+
+    @property
+    def label_ignore_index(self) -> int:
+        return self.METAINFO['ignore_index']
 
     def prepare_data(self, idx):
         try:

@@ -3,7 +3,8 @@
 
 A row's knobs map onto one config switch each (docs/interpretations.md, rows 2, 7, 11-12, and docs/experiments.md):
 ``op``/``ccf``/``ra`` (Table 2), ``gc``/``da``/``fusion_depth`` (Table 3), ``lambda``/``r`` (Table 4),
-``train_set`` (Table 5), ``backbone`` (Table 1) and ``prior_on_logits``.
+``train_set`` (Table 5, or a dataset declared in params.yaml), ``backbone`` (Table 1) and ``prior_on_logits``;
+``load_from`` starts the training from a checkpoint's weights (fine-tuning).
 """
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from typing import Optional
 import yaml
 from mmengine.config import Config
 
+from ..datasets.benchmarks import BENCHMARKS
+from ..datasets.declared import PREPARED_ROOT, load_manifest
 from ..utils.errors import LoGoSegUserError
-from .repository import repo_root
+from .repository import relative_to_repo, repo_root
 
 PROFILES = ('smoke', 'paper', 'rehearsal')
 BACKBONES = ('vitb', 'vitl', 'convnext_b', 'convnext_l')
@@ -36,6 +39,8 @@ def knob_params(knobs: dict) -> dict:
     a number: ``lambda_learnable`` = 1 marks the learnable prior (Table 4's "Adapt."), whose ``lambda`` is then
     its initial value. ``backbone`` and ``train_set`` are names, not quantities: they stay strings."""
     params = {key: int(value) if isinstance(value, bool) else value for key, value in knobs.items()}
+    if 'load_from' in knobs:
+        params['load_from'] = knobs['load_from'] or 'none'  # MLflow keeps no null param
     if 'lambda' in knobs:
         learnable = knobs['lambda'] == 'learnable'
         params['lambda'] = LEARNABLE_LAMBDA_INIT if learnable else float(knobs['lambda'])
@@ -110,11 +115,17 @@ class Row:
         options = {f'model.decode_head.{HEAD_KNOBS[k]}': self.knobs[k] for k in HEAD_KNOBS}
         lam = self.knobs['lambda']
         options['model.decode_head.prior_lambda'] = 'learnable' if lam == 'learnable' else float(lam)
-        options['train_dataloader.dataset.type'] = self.settings['train_sets'][self.knobs['train_set']]
+        if self.declared_train_set:
+            options['train_dataloader.dataset.type'] = 'DeclaredDataset'
+            options['train_dataloader.dataset.name'] = self.knobs['train_set']
+        else:
+            options['train_dataloader.dataset.type'] = self.settings['train_sets'][self.knobs['train_set']]
         options.update({f'train_dataloader.dataset.{k}': v for k, v in self.dataset_options().items()})
         options.update({f'val_dataloader.dataset.{k}': v for k, v in self.dataset_options(test=True).items()})
         options.update(self.test_options())
         options['randomness.seed'] = self.settings['seed']
+        if self.load_from:  # relative to the repository: no path of this checkout in the config
+            options['load_from'] = self.load_from.relative_to(self.root).as_posix()
         if self.settings.get('random_weights'):
             options['model.clip.pretrained'] = None
         gpus = max(int(self.settings.get('gpus', 1)), 1)
@@ -127,6 +138,12 @@ class Row:
         """The row's mmengine config (knobs and schedule applied), without ``work_dir``, checked by building
         its model with random weights (seconds, nothing downloaded): a bad knob stops here, before any
         output of the row is touched."""
+        if self.load_from and not self.load_from.is_file():
+            source = self.knobs['load_from']
+            fix = (f'train that row first (`dvc repro row@{source[4:]}`)' if source.startswith('row:') else
+                   'give a checkpoint path relative to the repository root, or row:<row> for a grid row\'s')
+            missing = relative_to_repo(self.load_from, self.root)
+            raise LoGoSegUserError(f'row {self.key!r}: load_from {source}: {missing} not found; {fix}')
         if not self.config_file.is_file():
             raise LoGoSegUserError(f'config {self.config_file} of backbone {self.knobs["backbone"]!r} not found; '
                                    f'check {self.profile}.configs in params.yaml')
@@ -148,6 +165,26 @@ class Row:
         if test and self.settings.get('eval_images'):
             options['indices'] = int(self.settings['eval_images'])
         return options
+
+    @property
+    def load_from(self) -> Optional[Path]:
+        """The checkpoint the row starts from (``load_from`` knob): a path relative to the repository, or
+        ``row:<row>``, that row's final checkpoint under this profile; None: from CLIP's weights."""
+        source = self.knobs.get('load_from')
+        if not source:
+            return None
+        if source.startswith('row:'):
+            return self.root / 'results' / self.profile / 'train' / source[4:] / 'final.pth'
+        return self.root / source
+
+    @property
+    def declared_train_set(self) -> bool:
+        return self.knobs['train_set'] not in TRAIN_SETS
+
+    @property
+    def benchmarks(self) -> tuple[str, ...]:
+        """What the row is evaluated on: the profile's ``benchmarks`` (default the six), declared datasets too."""
+        return tuple(self.settings.get('benchmarks') or BENCHMARKS)
 
     def test_options(self) -> dict:
         """``cfg_options`` of the six evaluations."""
@@ -187,6 +224,10 @@ class Row:
             digest.update(path.read_bytes())
         if self.data_manifest.is_file():
             digest.update(self.data_manifest.read_bytes())
+        if self.declared_train_set:
+            digest.update(load_manifest(self.knobs['train_set'], str(self.root / PREPARED_ROOT))['digest'].encode())
+        if self.load_from:
+            digest.update(file_digest(self.load_from).encode())
         return digest.hexdigest()
 
 
@@ -196,6 +237,10 @@ class Row:
         the test data's options. A complete training whose metrics JSON records this hash is up to date."""
         digest = hashlib.sha256(self.fingerprint.encode())
         digest.update(json.dumps(self.test_options(), sort_keys=True).encode())
+        digest.update(' '.join(self.benchmarks).encode())
+        for name in self.benchmarks:
+            if name not in BENCHMARKS:  # a declared dataset: its prepared version
+                digest.update(load_manifest(name, str(self.root / PREPARED_ROOT))['digest'].encode())
         for path in [*sources(PACKAGE, EVALUATION_SOURCES), *sources(self.root, ('configs/eval', ))]:
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
@@ -220,6 +265,14 @@ def sources(root: Path, names) -> list[Path]:
         files.extend(sorted(p for p in path.rglob('*') if p.is_file() and '__pycache__' not in p.parts)
                      if path.is_dir() else [path])
     return files
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while chunk := f.read(1 << 24):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def training_sources() -> list[Path]:
@@ -273,8 +326,17 @@ def load_row(key: str, profile: Optional[str] = None, root: Optional[Path] = Non
     knobs.update(rows[key].get('set') or {})
     if knobs['backbone'] not in BACKBONES:
         raise LoGoSegUserError(f'row {key!r}: backbone {knobs["backbone"]!r}; use one of {", ".join(BACKBONES)}')
-    if knobs['train_set'] not in TRAIN_SETS:
-        raise LoGoSegUserError(f'row {key!r}: train_set {knobs["train_set"]!r}; use one of {", ".join(TRAIN_SETS)}')
+    source = knobs.get('load_from') or ''
+    if source.startswith('row:') and source[4:] not in rows:
+        raise LoGoSegUserError(f'row {key!r}: load_from {source}: no such row in experiments/rows.yaml')
+    declared = tuple(params.get('datasets') or {})
+    if knobs['train_set'] not in TRAIN_SETS + declared:
+        raise LoGoSegUserError(f'row {key!r}: train_set {knobs["train_set"]!r}; use one of {", ".join(TRAIN_SETS)} or '
+                               f'a dataset declared in params.yaml ({", ".join(declared) or "none declared"})')
+    unknown = [name for name in params[profile].get('benchmarks') or () if name not in BENCHMARKS + declared]
+    if unknown:
+        raise LoGoSegUserError(f'{profile}.benchmarks in params.yaml: {", ".join(map(repr, unknown))} is neither a '
+                               f'benchmark ({", ".join(BENCHMARKS)}) nor a declared dataset')
     return Row(key, profile, knobs, dict(rows[key].get('tables') or {}), params[profile], root)
 
 

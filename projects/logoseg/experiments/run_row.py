@@ -144,8 +144,7 @@ def train_worker(row: Row) -> None:
     """One torchrun worker: train under mmengine's ``pytorch`` launcher (the parent owns run and outputs)."""
     from mmengine.runner import Runner
     cfg = row.build_config()
-    state = read_json(row.work_dir / 'run.json')
-    cfg.resume = state['resume']
+    set_resume(cfg, read_json(row.work_dir / 'run.json')['resume'])
     cfg.launcher = 'pytorch'
     Runner.from_cfg(with_preemption(cfg)).train()
 
@@ -214,10 +213,18 @@ def train(row: Row, cfg, run: TrackedRun, resume: bool) -> None:
             raise LoGoSegUserError(f'training of {row.key} failed in torchrun (exit {code}); rerun to resume '
                                    f'from its last checkpoint in {relative_to_repo(row.work_dir)}')
         return
-    cfg.resume = resume
+    set_resume(cfg, resume)
     runner = Runner.from_cfg(with_preemption(cfg))
     runner.train()
     del runner
+
+
+def set_resume(cfg, resume: bool) -> None:
+    """Resume from the work dir's last checkpoint, or start afresh (from ``load_from``'s weights when the row
+    fine-tunes). Given both, mmengine resumes *from* ``load_from``: its iteration and optimizer, not the row's."""
+    cfg.resume = resume
+    if resume:
+        cfg.load_from = None
 
 
 def relocate_last_checkpoint(work_dir: Path) -> None:
@@ -325,7 +332,12 @@ def _protocol_size(cfg) -> tuple[int, int]:
 
 def _dataset_classes(cfg) -> tuple[str, ...]:
     from mmseg.registry import DATASETS
-    return DATASETS.get(cfg.train_dataloader.dataset.type).METAINFO['classes']
+
+    from ..datasets.declared import load_manifest
+    dataset = cfg.train_dataloader.dataset
+    if dataset.type == 'DeclaredDataset':
+        return tuple(load_manifest(dataset.name)['classes'])
+    return DATASETS.get(dataset.type).METAINFO['classes']
 
 
 def evaluate(row: Row, run: TrackedRun, checkpoint: Path) -> None:
@@ -333,8 +345,8 @@ def evaluate(row: Row, run: TrackedRun, checkpoint: Path) -> None:
     when all of it succeeded: a failed evaluation leaves the previous result as it was)."""
     from ..tools.evaluate_all import evaluate_all
     results = evaluate_all(str(row.work_dir / 'config.py'), str(checkpoint),
-                           str(row.eval_dir / 'benchmarks_so_far.json'), work_dir=str(row.eval_dir),
-                           cfg_options=row.test_options())
+                           str(row.eval_dir / 'benchmarks_so_far.json'), row.benchmarks, str(row.eval_dir),
+                           row.test_options())
     results['efficiency'] = efficiency(row.work_dir / 'config.py', checkpoint)
     figures = results['efficiency']
     run.log_metrics({k: v for k, v in figures.items() if not k.endswith('input')})

@@ -1,7 +1,12 @@
-"""Evaluate one checkpoint on the six open-vocabulary benchmarks and write their figures to one JSON file.
+"""Evaluate one checkpoint on the six open-vocabulary benchmarks (and datasets of your own) and write their
+figures to one JSON file.
 
     python -m logoseg.tools.evaluate_all configs/logoseg_vitb.py work_dirs/logoseg_vitb/iter_80000.pth \\
-        --out metrics.json [--benchmarks ade150 pc59] [--work-dir DIR] [--skip-missing] [--cfg-options k=v]
+        --out metrics.json [--benchmarks ade150 pc59 mydata] [--work-dir DIR] [--skip-missing] [--cfg-options k=v]
+
+A name in ``--benchmarks`` that is not a benchmark is a dataset declared in params.yaml (docs/datasets.md, "Your
+own data"), evaluated zero-shot on its ``eval_split`` with ``configs/eval/dataset.py``; its figures are keyed by
+its name as a benchmark's are.
 
 Each benchmark runs ``configs/eval/<benchmark>.py`` (the model config with the benchmark's dataset and
 ``HallucinationIoUMetric``) through mmengine's Runner, as ``mim test`` would; one Runner serves all six (the
@@ -21,7 +26,9 @@ import argparse
 import os
 import os.path as osp
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
+
+import yaml
 
 from mmengine.config import Config, DictAction
 from mmengine.dist import is_main_process
@@ -30,33 +37,59 @@ from mmengine.runner import Runner
 from mmseg.registry import DATASETS
 
 from ..datasets import DatasetNotFoundError
+from ..datasets.benchmarks import BENCHMARKS
 from ..experiments.repository import relative_to_repo, repo_root
 from ..experiments.tracking import TrackedRun
 from ..engine.runner_state import retarget_test
 from ..utils.errors import LoGoSegUserError
 from ..utils.files import write_json
 
-BENCHMARKS = ('ade847', 'pc459', 'ade150', 'pc59', 'voc20', 'voc20b')  # the paper's column order
 REPORTED = ('mIoU', 'aAcc', 'mAcc', 'hallucination_rate', 'hallucinated_classes')
 
 
+def declared_datasets() -> tuple[str, ...]:
+    """The names under ``datasets:`` in the working repository's params.yaml (docs/datasets.md)."""
+    params = repo_root() / 'params.yaml'
+    if not params.is_file():
+        return ()
+    with open(params, encoding='utf-8') as f:
+        return tuple((yaml.safe_load(f) or {}).get('datasets') or {})
+
+
+def check_names(names: Sequence[str]) -> None:
+    """Every name is a benchmark or a declared dataset; else one line listing both."""
+    declared = declared_datasets()
+    unknown = [name for name in names if name not in BENCHMARKS and name not in declared]
+    if unknown:
+        raise LoGoSegUserError(f'unknown benchmark or dataset {", ".join(map(repr, unknown))}: the benchmarks are '
+                               f'{", ".join(BENCHMARKS)}; datasets declared in params.yaml: '
+                               f'{", ".join(declared) or "none"} (docs/datasets.md, "Your own data")')
+
+
 def load_eval_config(benchmark: str, model_config: str, cfg_options: Optional[dict] = None) -> Config:
-    """``configs/eval/<benchmark>.py`` with ``model_config`` as its model (the LOGOSEG_MODEL variable)."""
+    """``configs/eval/<benchmark>.py`` with ``model_config`` as its model (the LOGOSEG_MODEL variable); for a
+    declared dataset, ``configs/eval/dataset.py`` with it as LOGOSEG_DATASET."""
+    variables = {'LOGOSEG_MODEL': model_config}
+    if benchmark not in BENCHMARKS:
+        variables['LOGOSEG_DATASET'] = benchmark
+        benchmark = 'dataset'
     path = repo_root() / 'configs' / 'eval' / f'{benchmark}.py'  # the checkout being worked on
     if not path.is_file():
         raise LoGoSegUserError(f'evaluation config {path} not found; run from a LoGoSeg source checkout')
     if not osp.isfile(model_config):
         raise LoGoSegUserError(f'model config not found at {model_config}; give a file such as '
                                'configs/logoseg_vitb.py')
-    previous = os.environ.get('LOGOSEG_MODEL')
-    os.environ['LOGOSEG_MODEL'] = osp.abspath(model_config)  # eval configs resolve it from their own folder
+    variables['LOGOSEG_MODEL'] = osp.abspath(model_config)  # eval configs resolve it from their own folder
+    previous = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
     try:
         cfg = Config.fromfile(str(path))
     finally:
-        if previous is None:
-            del os.environ['LOGOSEG_MODEL']
-        else:
-            os.environ['LOGOSEG_MODEL'] = previous
+        for name, value in previous.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return cfg
@@ -95,9 +128,11 @@ def evaluate_all(model_config: str, checkpoint: str, out: str, benchmarks: tuple
     """Evaluate ``checkpoint`` on ``benchmarks`` in order; returns (and writes to ``out``) the results.
 
     Raises:
-        LoGoSegUserError: missing checkpoint or config, or (without ``skip_missing``) a benchmark whose
-            data is not prepared; nothing is evaluated then.
+        LoGoSegUserError: a name that is neither a benchmark nor a declared dataset, missing checkpoint or
+            config, or (without ``skip_missing``) a benchmark whose data is not prepared; nothing is evaluated
+            then.
     """
+    check_names(benchmarks)
     if not osp.isfile(checkpoint):
         raise LoGoSegUserError(f'checkpoint not found at {checkpoint}; train one (docs/training.md) or '
                                'give the path of a downloaded one')
@@ -129,8 +164,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument('model_config', help='model config, e.g. configs/logoseg_vitb.py')
     parser.add_argument('checkpoint', help='checkpoint file (.pth)')
     parser.add_argument('--out', required=True, help='JSON file for {benchmark: metrics}')
-    parser.add_argument('--benchmarks', nargs='+', choices=BENCHMARKS, default=list(BENCHMARKS),
-                        help='subset to run (default: all six)')
+    parser.add_argument('--benchmarks', nargs='+', default=list(BENCHMARKS), metavar='NAME',
+                        help=f'benchmarks ({", ".join(BENCHMARKS)}) and datasets declared in params.yaml to run, '
+                             'in this order (default: the six benchmarks)')
     parser.add_argument('--work-dir', help='logs of the evaluation (default work_dirs/evaluate_all/<config name>)')
     parser.add_argument('--skip-missing', action='store_true',
                         help='record benchmarks whose data is not prepared as missing instead of stopping')
