@@ -460,6 +460,7 @@ def report_path(out: Path) -> Path:
 
 
 def summary(decl: Declaration, out: Path, count: int) -> str:
+    """The last line printed for a dataset with problems: how many, where they are listed."""
     return (f'{decl.name}: {count} problem{"s" * (count != 1)} in {decl.raw_dir}, every one listed in '
             f'{report_path(out)}; nothing was written to {out}: fix them and run again')
 

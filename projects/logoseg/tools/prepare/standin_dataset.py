@@ -130,6 +130,7 @@ def convert(task: tuple[str, int], root: Path) -> None:
 
 
 def write_classes(root: Path, results: list) -> None:
+    """The plan's finish step: the class file, once (the tasks write one scene each)."""
     (root / DECLARATION['classes']).write_text(''.join(f'{line}\n' for line in CLASS_LINES), encoding='utf-8')
 
 
