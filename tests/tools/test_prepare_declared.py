@@ -416,3 +416,22 @@ def test_names_and_defaults(tmp_path):
     with pytest.raises(LoGoSegUserError, match='declares no datasets'):
         declared.load_declaration('one', params)
     assert declared.main(['one', '--params', str(tmp_path / 'missing.yaml')]) == 2
+
+
+def test_images_and_masks_in_one_folder_and_hidden_files_skipped(tmp_path):
+    """MMSeg's suffix convention (a.jpg beside a_mask.png); macOS's ._a.jpg and .DS_Store are not data."""
+    raw = tmp_path / 'datasets' / 'flat'
+    raw.mkdir(parents=True)
+    (raw / 'classes.txt').write_text('\n'.join(CLASSES))
+    cls = classes_map(3, 16, 16)
+    write_image(raw / 'all' / 'a', picture(3, 16, 16), 'jpeg')
+    write_mask(raw / 'all' / 'a_mask', cls, '8bit')
+    (raw / 'all' / '._a.jpg').write_bytes(b'\0\5\26\7')
+    (raw / 'all' / '.DS_Store').write_bytes(b'\0')
+    entry = {'raw': 'datasets/flat', 'seg_map_suffix': '_mask.png', 'eval_split': 'all',
+             'splits': {'all': {'img_path': 'all', 'seg_map_path': 'all'}}}
+    out = tmp_path / 'out'
+    assert declared.prepare(declared.parse_declaration('flat', entry, tmp_path), out)
+    manifest = json.loads((out / 'manifest.json').read_text())
+    assert manifest['splits']['all']['items'] == [['all/images/a.jpg', 'all/labels/a.png']]
+    np.testing.assert_array_equal(np.asarray(Image.open(out / 'all/labels/a.png')), train_ids(cls))
