@@ -16,6 +16,10 @@ voc20, voc20b  data/VOCdevkit/VOC2012              prepared/voc20/val, prepared/
 
 The label protocols (mappings, ignore values, formats) are in each module's docstring; the shared machinery
 (CLI, atomic and idempotent output, process pool) in :mod:`.common`.
+
+Users' own datasets, declared under ``datasets:`` of params.yaml, are checked and prepared by :mod:`.declared`
+(``python -m logoseg.tools.prepare.declared <name>`` -> ``prepared/datasets/<name>``); :mod:`.standin_dataset`
+generates one in that layout (``datasets/standin``). :mod:`.smoke` writes the CPU smoke profile's stand-ins.
 """
 DATASETS = ('coco_stuff', 'ade150', 'ade847', 'pc59', 'pc459', 'voc20', 'voc20b')
 

@@ -11,18 +11,21 @@ its output) and hands it to :func:`execute`, which
   output that DVC or a later run would take as complete. Temporaries of dead runs are removed by the next run.
 
 Every raw file is fully decoded where it is read; a corrupt or truncated one stops the run with one line naming
-it and what to re-download (:func:`read_failed`), in a worker process as in the main one.
+it and what to re-download (:func:`read_failed`), in a worker process as in the main one. A plan with a
+``finish`` step gets every task's result instead (:mod:`.declared` collects problems rather than stopping at
+the first) and may still discard the whole output.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import multiprocessing as mp
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -68,6 +71,9 @@ class Plan:
         sources: files whose content shapes the output (the scripts, vocabulary files): the "script version".
         content_hash: also record ``content_sha256`` (:func:`content_digest` of the output) in the marker,
             a version of the data itself (generated data, whose inputs are code).
+        finish: ``finish(root, results)`` with each task's ``convert`` return value, in task order, once every
+            task has run and before the marker is written: writes summary files (a manifest) below ``root``,
+            or raises to discard the whole output (an earlier complete output stays as it was).
     """
 
     name: str
@@ -79,6 +85,7 @@ class Plan:
     settings: dict
     sources: Sequence[Any]
     content_hash: bool = False
+    finish: Callable[[Path, list], None] | None = None
 
 
 # ---------------------------------------------------------------- command line
@@ -95,7 +102,8 @@ def load_params(section: str, path: Path = Path('params.yaml')) -> dict:
     return params
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
@@ -108,7 +116,7 @@ def make_parser(name: str, doc: str, params: dict) -> argparse.ArgumentParser:
                                      description=doc.strip().splitlines()[0])
     parser.add_argument('--raw', type=Path, required=True, help='raw dataset directory (as downloaded)')
     parser.add_argument('--out', type=Path, required=True, help=f'output directory, e.g. prepared/{name}')
-    parser.add_argument('--workers', type=_positive_int, default=params.get('workers', 1),
+    parser.add_argument('--workers', type=positive_int, default=params.get('workers', 1),
                         help='worker processes (default: prepare.workers of ./params.yaml, else 1)')
     return parser
 
@@ -127,10 +135,13 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
 
 
 def run_main(job: Callable[[], Any]) -> int:
-    """Run a script body: a :class:`LoGoSegUserError` becomes ``error: <message>`` on stderr and exit code 2."""
+    """Run a script body: a :class:`LoGoSegUserError` becomes ``error: <message>`` on stderr and exit code 2,
+    after one ``error: <line>`` for each of its ``details`` (the first problems a data check found)."""
     try:
         job()
     except LoGoSegUserError as err:
+        for line in getattr(err, 'details', ()):
+            print(f'error: {line}', file=sys.stderr)
         print(f'error: {err}', file=sys.stderr)
         return 2
     return 0
@@ -191,16 +202,25 @@ def check_files(paths: Iterable[Path], what: str, source: str) -> None:
             raise not_found(path, what, source)
 
 
+@contextlib.contextmanager
+def strict_decoding() -> Iterator[None]:
+    """PIL's tolerance for truncated files off inside the block: a truncated file raises instead of decoding
+    as a partly grey image (``LOAD_TRUNCATED_IMAGES`` is a process-wide switch other libraries may turn on)."""
+    tolerant, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = tolerant
+
+
 def decode(path: Path, modes: Sequence[str] | None = None, fix: str = 're-download it') -> np.ndarray:
     """Every pixel of an image file, decoded: (H, W) or (H, W, C) in PIL's mode for it.
 
-    A truncated or garbage file is an error naming it, never a partly grey image: PIL's tolerance for truncated
-    files (a process-wide switch other libraries may turn on) is off while decoding. ``modes``: the PIL modes
-    accepted (label maps must be single-channel).
+    A truncated or garbage file is an error naming it, never a partly grey image (:func:`strict_decoding`).
+    ``modes``: the PIL modes accepted (label maps must be single-channel).
     """
-    tolerant, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
     try:
-        with Image.open(path) as image:
+        with strict_decoding(), Image.open(path) as image:
             if modes is not None and image.mode not in modes:
                 raise LoGoSegUserError(f'{path} is a {image.mode} image, not one of {"/".join(modes)}; {fix}')
             return np.asarray(image)
@@ -208,8 +228,6 @@ def decode(path: Path, modes: Sequence[str] | None = None, fix: str = 're-downlo
         raise
     except Exception as err:  # noqa: BLE001  PIL's decoders raise OSError, SyntaxError, ValueError, zlib.error ...
         raise read_failed(path, err, fix) from None
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = tolerant
 
 
 def read_label(path: Path, fix: str = 're-download it') -> np.ndarray:
@@ -251,10 +269,10 @@ def check_label(label: np.ndarray, spec: LabelSpec) -> None:
 
 
 def write_png(path: Path, label: np.ndarray) -> None:
-    """uint8 (H, W) label map as a greyscale PNG."""
-    assert label.dtype == np.uint8 and label.ndim == 2
+    """uint8 or uint16 (H, W) label map as an 8- or 16-bit greyscale PNG."""
+    assert label.dtype in (np.uint8, np.uint16) and label.ndim == 2
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(label).save(path)  # 2-D uint8 -> mode 'L'
+    Image.fromarray(label).save(path)  # 2-D uint8 -> mode 'L', uint16 -> 'I;16'
 
 
 def write_tiff(path: Path, label: np.ndarray) -> None:
@@ -310,10 +328,12 @@ def digest(plan: Plan) -> str:
     return h.hexdigest()
 
 
-def content_digest(root: Path) -> str:
-    """sha256 over the relative path and bytes of every file below ``root`` except the marker, in path order."""
+def content_digest(root: Path, skip: Sequence[str] = ()) -> str:
+    """sha256 over the relative path and bytes of every file below ``root`` except the marker, in path order;
+    ``skip``: more files to leave out, relative to ``root`` (a manifest that records this digest)."""
     h = hashlib.sha256()
-    files = sorted(p for p in root.rglob('*') if p.is_file() and p.name != MARKER)
+    files = sorted(p for p in root.rglob('*')
+                   if p.is_file() and p.name != MARKER and p.relative_to(root).as_posix() not in skip)
     for path in files:
         h.update(path.relative_to(root).as_posix().encode() + b'\0')
         h.update(hashlib.sha256(path.read_bytes()).digest())
@@ -343,14 +363,16 @@ def _remove_stale(out: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _map(fn: Callable[[Any], None], tasks: Sequence[Any], workers: int, desc: str) -> None:
+def _map(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int, desc: str) -> list:
+    """``[fn(task) for task in tasks]``, in a process pool when ``workers > 1``."""
+    results = []
     # disable=None: a progress bar on a terminal only, so a log or a pipe holds just the outcome
     with tqdm(total=len(tasks), desc=desc, unit='img', file=sys.stderr, disable=None) as bar:
         if workers <= 1 or len(tasks) <= 1:
             for task in tasks:
-                fn(task)
+                results.append(fn(task))
                 bar.update()
-            return
+            return results
         # fork: workers inherit the imported modules instead of importing torch & co. again. A forked child
         # must not inherit a started OpenCV thread pool (it deadlocks there), so OpenCV runs single-threaded
         # while the workers exist: one image per process anyway. concurrent.futures rather than
@@ -362,7 +384,8 @@ def _map(fn: Callable[[Any], None], tasks: Sequence[Any], workers: int, desc: st
         cv2.setNumThreads(0)
         pool = ProcessPoolExecutor(workers, mp_context=ctx)
         try:
-            for _ in pool.map(fn, tasks, chunksize=chunk):
+            for result in pool.map(fn, tasks, chunksize=chunk):  # in task order
+                results.append(result)
                 bar.update()
         except BrokenProcessPool:
             raise LoGoSegUserError(f'{desc}: a worker process died (killed, out of memory, or crashed in a '
@@ -370,6 +393,7 @@ def _map(fn: Callable[[Any], None], tasks: Sequence[Any], workers: int, desc: st
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             cv2.setNumThreads(threads)
+    return results
 
 
 def execute(plan: Plan, workers: int = 1) -> bool:
@@ -391,7 +415,9 @@ def execute(plan: Plan, workers: int = 1) -> bool:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        _map(partial(plan.convert, root=tmp), plan.tasks, workers, plan.name)
+        results = _map(partial(plan.convert, root=tmp), plan.tasks, workers, plan.name)
+        if plan.finish is not None:
+            plan.finish(tmp, results)
         marker = {'dataset': plan.name, 'digest': expected, 'files': _count_files(tmp)}
         if plan.content_hash:
             marker['content_sha256'] = content_digest(tmp)
