@@ -111,7 +111,7 @@ def grid_with(tmp_path, rows: dict, **profile) -> Path:
     params = yaml.safe_load((REPO / 'params.yaml').read_text())
     params['smoke'].update(profile)
     (tmp_path / 'params.yaml').write_text(yaml.safe_dump(params))
-    (tmp_path / 'experiments' / 'rows.yaml').write_text(yaml.safe_dump(dict(ROWS, rows=rows)))
+    (tmp_path / 'experiments' / 'rows.yaml').write_text(yaml.safe_dump(dict(ROWS, rows=rows), sort_keys=False))
     if not (tmp_path / 'configs').exists():
         (tmp_path / 'configs').symlink_to(REPO / 'configs')
     return tmp_path
@@ -176,3 +176,10 @@ def test_declared_datasets_in_a_profiles_benchmarks_are_evaluated_and_their_vers
                                                benchmarks=None)).benchmarks == BENCHMARKS
     with pytest.raises(LoGoSegUserError, match=r"smoke.benchmarks in params.yaml: 'ade20k' is neither a benchmark"):
         load_row('full', 'smoke', grid_with(tmp_path, dict(full=dict(tables={}, set={})), benchmarks=['ade20k']))
+
+
+def test_a_row_starting_from_another_must_come_after_it(tmp_path):
+    rows = dict(tuned=dict(tables={}, set=dict(load_from='row:full')), full=dict(tables={}, set={}))
+    root = grid_with(tmp_path, rows)
+    with pytest.raises(LoGoSegUserError, match="row 'full' must come before 'tuned' in experiments/rows.yaml"):
+        load_row('tuned', 'smoke', root)

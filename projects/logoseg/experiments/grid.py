@@ -186,6 +186,15 @@ class Row:
         """What the row is evaluated on: the profile's ``benchmarks`` (default the six), declared datasets too."""
         return tuple(self.settings.get('benchmarks') or BENCHMARKS)
 
+    @property
+    def declared_datasets(self) -> tuple[str, ...]:
+        """The declared datasets the row trains or is evaluated on (their manifests go to its run)."""
+        names = ([self.knobs['train_set']] if self.declared_train_set else []) + list(self.benchmarks)
+        return tuple(dict.fromkeys(name for name in names if name not in BENCHMARKS))
+
+    def dataset_manifest(self, name: str) -> Path:
+        return self.root / PREPARED_ROOT / name / 'manifest.json'
+
     def test_options(self) -> dict:
         """``cfg_options`` of the six evaluations."""
         return {f'test_dataloader.dataset.{k}': v for k, v in self.dataset_options(test=True).items()}
@@ -327,8 +336,11 @@ def load_row(key: str, profile: Optional[str] = None, root: Optional[Path] = Non
     if knobs['backbone'] not in BACKBONES:
         raise LoGoSegUserError(f'row {key!r}: backbone {knobs["backbone"]!r}; use one of {", ".join(BACKBONES)}')
     source = knobs.get('load_from') or ''
-    if source.startswith('row:') and source[4:] not in rows:
-        raise LoGoSegUserError(f'row {key!r}: load_from {source}: no such row in experiments/rows.yaml')
+    if source.startswith('row:') and source[4:] not in list(rows)[:list(rows).index(key)]:
+        # DVC runs independent rows in the file's order: the base row must come first to be trained first
+        raise LoGoSegUserError(f'row {key!r}: load_from {source}: ' + (
+            'no such row in experiments/rows.yaml' if source[4:] not in rows else
+            f'row {source[4:]!r} must come before {key!r} in experiments/rows.yaml (it is trained first)'))
     declared = tuple(params.get('datasets') or {})
     if knobs['train_set'] not in TRAIN_SETS + declared:
         raise LoGoSegUserError(f'row {key!r}: train_set {knobs["train_set"]!r}; use one of {", ".join(TRAIN_SETS)} or '

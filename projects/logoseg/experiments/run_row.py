@@ -68,6 +68,11 @@ def start_run(row: Row, run_id: Optional[str] = None, marker: Optional[Path] = N
         mark_stale_runs(run.client, EXPERIMENT, dict(row=row.key, profile=row.profile))
     run.start()
     run.log_params(row.params())
+    for name in row.declared_datasets:  # what a user's data held when the row used it (docs/datasets.md)
+        manifest = row.dataset_manifest(name)
+        if manifest.is_file():
+            run.set_tags({f'dataset.{name}': json.loads(manifest.read_text())['digest'][:12]})
+            run.log_artifact(manifest, f'datasets/{name}')
     return run
 
 

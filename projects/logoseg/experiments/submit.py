@@ -53,7 +53,9 @@ def submit(root: Path, profile: str, rows: Optional[list[str]] = None, out=sys.s
     """Submit ``rows`` (default: every row of the grid) that need it; returns row -> job id of the new jobs."""
     import submitit
 
+    from .grid import load_row
     from .job import RowJob
+    from .repository import relative_to_repo
     settings = slurm.slurm_settings(root, profile)
     uri = slurm.check_tracking_server()
     slurm.check_slurm()
@@ -74,6 +76,11 @@ def submit(root: Path, profile: str, rows: Optional[list[str]] = None, out=sys.s
                     print(f'{key}: not submitted, already {state.lower()} as job {record[key]["job_id"]} '
                           f'(log {record[key]["log"]})', file=out)
                     continue
+            base = load_row(key, profile, root).load_from
+            if base is not None and not base.is_file():  # SLURM would run it beside the row it starts from
+                print(f'{key}: not submitted, it starts from {relative_to_repo(base, root)}, not there yet: submit '
+                      'again once that row has finished', file=out)
+                continue
             progress = row_progress(root, key, profile)
             if not progress['row'].data_manifest.is_file():
                 raise LoGoSegUserError(f'{progress["row"].data_manifest} not found; run `dvc repro data_{profile}` '
