@@ -73,3 +73,20 @@ def smoke_checkpoint(tmp_path_factory, isolated_environment) -> Path:
     checkpoint = root / 'work_dir' / f'iter_{SMOKE_CHECKPOINT_ITERS}.pth'
     assert checkpoint.is_file()
     return checkpoint
+
+
+@pytest.fixture(scope='session')
+def prepared_standin(tmp_path_factory) -> Path:
+    """``prepared/datasets`` holding the stand-in of a user's dataset as its DVC stages leave it: generated,
+    declared as in params.yaml, prepared."""
+    import yaml
+
+    from logoseg.tools.prepare import declared
+    from logoseg.tools.prepare import standin_dataset as standin
+    root = tmp_path_factory.mktemp('own_data')
+    standin.generate(root / 'datasets' / 'standin')
+    params = yaml.safe_load((REPO / 'params.yaml').read_text())
+    (root / 'params.yaml').write_text(yaml.safe_dump(dict(datasets=params['datasets'])))
+    declared.prepare(declared.load_declaration('standin', root / 'params.yaml'),
+                     root / 'prepared' / 'datasets' / 'standin')
+    return root / 'prepared' / 'datasets'

@@ -69,8 +69,7 @@ class PreparedSegDataset(BaseSegDataset):
                  prepare_stage: Optional[str] = None, **kwargs) -> None:
         self.stage = prepare_stage or self.STAGE
         if split not in self.splits:
-            raise LoGoSegUserError(f'{type(self).__name__} has no split {split!r}; '
-                                   f'choose one of {", ".join(self.splits)}')
+            raise LoGoSegUserError(f'{self.title} has no split {split!r}; choose one of {", ".join(self.splits)}')
         if data_prefix is None:
             img_dir, label_dir = self.splits[split]
             data_prefix = dict(img_path=img_dir, seg_map_path=label_dir)
@@ -84,6 +83,10 @@ class PreparedSegDataset(BaseSegDataset):
     def splits(self) -> dict[str, tuple[str, str]]:
         """split -> (image folder, label folder), relative to ``data_root``."""
         return self.SPLITS
+
+    @property
+    def title(self) -> str:
+        return type(self).__name__
 
     @property
     def label_ignore_index(self) -> int:

@@ -83,6 +83,10 @@ class DeclaredDataset(PreparedSegDataset):
         return {split: (self.folder, self.folder) for split in self.manifest['splits']}
 
     @property
+    def title(self) -> str:
+        return f'dataset {self.name!r}'
+
+    @property
     def label_ignore_index(self) -> int:
         return self.manifest['ignore_index']
 
