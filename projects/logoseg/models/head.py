@@ -27,8 +27,7 @@ def resize_class_maps(maps: torch.Tensor, size: tuple[int, int], align_corners: 
     """Bilinear resize of per-class maps (B, N, h, w) -> (B, N, *size), in channels-last memory.
 
     With many classes PyTorch's CPU bilinear kernel is faster on channels-last tensors, with bit-identical
-    results (one thread: 847 maps 96^2 -> 384^2 in 487 vs 824 ms; the smoke model's 171-class loss resize,
-    forward + backward, 8.3 vs 15.7 ms).
+    results (docs/benchmarks/design.csv).
     """
     return F.interpolate(maps.contiguous(memory_format=torch.channels_last), size=size, mode='bilinear',
                          align_corners=align_corners)

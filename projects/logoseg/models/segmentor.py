@@ -271,8 +271,8 @@ class LoGoSeg(EncoderDecoder):
 
         Each view is fed at ``test_cfg.input_size`` when set. On a GPU, views of one size run through the
         network as one batch, as CAT-Seg batches its windows and global view (the samples do not interact);
-        on a CPU one at a time, which measured faster (ViT-B, five 384 views: 4.5-5.1 s vs 5.8 s for the
-        image encoder, 2 cores): a view's activations stay in cache. The covered size is the view's own, or
+        on a CPU one at a time, which measured faster (docs/benchmarks/design.csv): a view's activations stay
+        in cache. The covered size is the view's own, or
         more where a view smaller than a patch was padded (crop the resized logits back with
         :meth:`logits_to_view`).
         """
@@ -320,8 +320,9 @@ class LoGoSeg(EncoderDecoder):
 
     # Classes per pass over the image-resolution maps. With hundreds of classes the per-class work at image
     # resolution (resize, sigmoid, window sums, global view) dominated inference; 16 classes at a time keep its
-    # buffer at 26 MB for a 640 image (several GB in one pass at N = 847) and run it on channels-last maps,
-    # where PyTorch's CPU bilinear kernel is fastest (measured: 16 and 32 beat 8 and 64 on 2 cores). The
+    # buffer small for a 640 image (16 * 640 * 640 floats, instead of N * 640 * 640 in one pass) and run it on
+    # channels-last maps, where PyTorch's CPU bilinear kernel is fastest (16 and 32 measured faster than 8 and
+    # 64: docs/benchmarks/design.csv). The
     # per-element arithmetic and its order are those of one pass, so the scores do not depend on this number.
     CLASS_CHUNK = 16
 
@@ -351,9 +352,8 @@ class LoGoSeg(EncoderDecoder):
         dtype = views[0][0].dtype
         # a GPU has the memory for every class at once, and each chunk costs it a dozen kernel launches
         chunk = self.CLASS_CHUNK if inputs.device.type == 'cpu' else num_classes
-        # channels-last like the chunk buffer, so each chunk's last pass writes at matching strides (measured on 2
-        # cores, 640 image: the per-class work took 0.71 s at 150 classes and 3.4 s at 847 into an NCHW output
-        # through a copy, 0.52-0.58 and 2.6-2.9 s like this)
+        # channels-last like the chunk buffer, so each chunk's last pass writes at matching strides, with no
+        # copy into an NCHW output (faster: docs/benchmarks/design.csv)
         out = torch.empty((batch, num_classes, height, width), dtype=dtype, device=inputs.device,
                           memory_format=torch.channels_last)
         if top_k is None or top_k >= num_classes:  # (images, classes, number of classes) per pass

@@ -35,6 +35,7 @@ from torch.autograd.function import once_differentiable
 
 import logoseg  # noqa: F401  (compat fixes, registrations)
 from logoseg.models.selective_scan import _load_cuda_kernel, selective_scan, selective_scan_torch
+from logoseg.utils import measurements
 from logoseg.utils.errors import LoGoSegUserError
 from logoseg.utils.files import write_json
 
@@ -410,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
                         default=tuple(SCAN_SHAPE.values()), help='scan channels, states, steps (default: SS2D '
                         'at the fusion size, 4 x 256 channels, 16 states, 24 x 24 steps)')
     parser.add_argument('--out', help='also write the figures to this JSON file')
+    parser.add_argument('--record', nargs='?', const=str(measurements.DEFAULT_RECORD), metavar='CSV',
+                        help='append the figures, with this machine and today\'s date, to CSV (default '
+                        'docs/benchmarks/speed.csv, the file docs/benchmark.md shows; commit it)')
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
@@ -442,6 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     print_report(report)
     if args.out:
         write_json(report, args.out)
+    if args.record:
+        rows = measurements.record(report, report['device'], args.record)
+        print(f'appended {rows} figures to {args.record}')
     return 0
 
 
