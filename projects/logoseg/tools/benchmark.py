@@ -393,11 +393,12 @@ def print_report(report: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m logoseg.tools.benchmark', description=__doc__.split('\n')[0])
     parser.add_argument('configs', nargs='*', help='model configs, e.g. configs/logoseg_vitb.py')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
+                        help='cpu or cuda (default: cuda when torch sees a GPU)')
     parser.add_argument('--threads', type=int, help='torch threads per process (default: torch\'s own)')
-    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--repeats', type=int, default=3, help='timed calls per figure; medians (default: 3)')
     parser.add_argument('--image-size', type=int, default=640, help='square test image of the evaluation protocol')
     parser.add_argument('--classes', type=int, nargs=2, default=(150, 847), metavar=('N', 'N_LARGE'),
                         help='vocabulary sizes compared at the evaluation protocol (A-150, A-847)')

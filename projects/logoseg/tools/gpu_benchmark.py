@@ -112,13 +112,16 @@ def print_table(report: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--config', default=os.path.join(REPO, 'configs', 'logoseg_vitb.py'))
-    parser.add_argument('--device', default='cuda')
-    parser.add_argument('--repeats', type=int, default=10)
-    parser.add_argument('--image-size', type=int, default=640)
-    parser.add_argument('--classes', type=int, nargs=2, default=(150, 847), metavar=('N', 'N_LARGE'))
-    parser.add_argument('--train-batches', type=int, nargs='+', default=[1, 4])
+    parser = argparse.ArgumentParser(prog='python -m logoseg.tools.gpu_benchmark', description=__doc__.split('\n')[0])
+    parser.add_argument('--config', default=os.path.join(REPO, 'configs', 'logoseg_vitb.py'),
+                        help='model config (default: configs/logoseg_vitb.py)')
+    parser.add_argument('--device', default='cuda', help='torch device (default: cuda)')
+    parser.add_argument('--repeats', type=int, default=10, help='timed calls per figure; medians (default: 10)')
+    parser.add_argument('--image-size', type=int, default=640, help='square test image of the evaluation protocol')
+    parser.add_argument('--classes', type=int, nargs=2, default=(150, 847), metavar=('N', 'N_LARGE'),
+                        help='vocabulary sizes compared at the evaluation protocol (A-150, A-847)')
+    parser.add_argument('--train-batches', type=int, nargs='+', default=[1, 4],
+                        help='batch sizes of the timed training steps')
     parser.add_argument('--dry-run', action='store_true',
                         help='the tiny smoke model on the CPU at small sizes: checks the script without a GPU')
     parser.add_argument('--out', default=os.path.join(os.environ.get('OUT', '.'), 'gpu_benchmark.json'),

@@ -89,13 +89,15 @@ def random_checkpoint(config: str, folder: Path) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--config', default='configs/logoseg_vitb.py')
+    parser = argparse.ArgumentParser(prog='python -m logoseg.tools.segment_benchmark',
+                                     description=__doc__.split('\n')[0])
+    parser.add_argument('--config', default='configs/logoseg_vitb.py', help='model config (default: %(default)s)')
     parser.add_argument('--checkpoint', help='a trained checkpoint of --config (default: random weights)')
-    parser.add_argument('--megapixels', type=int, nargs='+', choices=sorted(SIZES), default=sorted(SIZES))
+    parser.add_argument('--megapixels', type=int, nargs='+', choices=sorted(SIZES), default=sorted(SIZES),
+                        help='photo sizes to segment, in megapixels (default: all)')
     parser.add_argument('--vocab', nargs='+', default=['4', 'ade150', 'ade847'],
                         help="'4' (wall, floor, sky, tree) or shipped vocabularies")
-    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--threads', type=int, default=2, help='torch threads (default: %(default)s)')
     parser.add_argument('--out', type=Path, help='also write the rows as JSON')
     args = parser.parse_args(argv)
     context = mp.get_context('spawn')  # a fresh process per case: its peak memory is that case's
