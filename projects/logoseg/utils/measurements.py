@@ -15,7 +15,7 @@ from .files import append_csv
 
 COLUMNS = ['date', 'machine', 'device', 'threads', 'repeats', 'section', 'config', 'setting', 'quantity', 'value']
 # numbers that say what was measured (the setting of a row), not a measurement
-SETTING_KEYS = ('batch', 'eval_classes', 'large_classes', 'prior_top_k', 'autocast_bf16')
+SETTING_KEYS = ('batch', 'eval_classes', 'large_classes', 'prior_top_k', 'autocast_bf16', 'megapixels', 'classes')
 DEFAULT_RECORD = Path(__file__).resolve().parents[3] / 'docs' / 'benchmarks' / 'speed.csv'
 
 
@@ -55,14 +55,17 @@ def _numbers(data: dict, prefix: str = ''):
 def report_rows(report: dict, device: str) -> list[dict]:
     """The figures of a benchmark report (``tools/benchmark.py`` or ``tools/gpu_benchmark.py``) as CSV rows.
 
-    Row sections (``models``, ``train``, ``inference``) give one row per number of each entry, the entry's
-    other fields as its ``setting``; ``selective_scan`` gives one row per number under its ``shape``.
+    Each list of entries (``models``, ``train``, ``inference``, ``segment``) gives one row per number of each
+    entry, the entry's other fields as its ``setting``; ``selective_scan`` gives one row per number under its
+    ``shape``.
     """
     base = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d'), machine=machine(),
                 device=device, threads=report.get('threads', ''), repeats=report.get('repeats', ''))
     rows = []
-    for section in ('models', 'train', 'inference'):
-        for entry in report.get(section) or []:
+    for section, entries in report.items():
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            continue
+        for entry in entries:
             config = os.path.basename(str(entry.get('config', report.get('config', ''))))
             numbers = {k: v for k, v in entry.items() if not isinstance(v, dict) and k not in SETTING_KEYS}
             for quantity, value in _numbers(numbers):
