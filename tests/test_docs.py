@@ -1,6 +1,7 @@
 """The README's and docs' shell commands cannot drift: each is run by the suite, run here, or marked; links resolve.
 
-Every line of a ```bash block in README.md and docs/*.md is a command, and is one of:
+Every ```python block runs as written (the main job's checkpoint replaced by a random one). Every line of a
+```bash block in README.md and docs/*.md is a command, and is one of:
   (a) run by the suite in the same form: listed in RUN_BY_SUITE with the file that runs it and a string that
       file must contain (so the entry fails when that test stops running the command);
   (b) cheap: listed in RUN_HERE and run below as written, from the repository root;
@@ -120,3 +121,38 @@ def test_every_relative_link_points_to_an_existing_file():
             if not (doc.parent / path).exists():
                 broken.append(f'{doc.relative_to(REPO)}: {target}')
     assert not broken, 'links to missing files:\n' + '\n'.join(broken)
+
+
+SMOKE_GRID_CHECKPOINT = 'results/smoke/train/full/final.pth'  # the main job's full model, which the snippets load
+
+
+def python_snippets() -> list:
+    found = []
+    for doc in DOCS:
+        for block in re.findall(r'^```python\n(.*?)^```', doc.read_text(encoding='utf-8'), flags=re.M | re.S):
+            found.append(pytest.param(str(doc.relative_to(REPO)), block, id=f'{doc.name}-{len(found)}'))
+    return found
+
+
+@pytest.fixture(scope='module')
+def smoke_grid_checkpoint(tmp_path_factory) -> Path:
+    """A checkpoint of configs/smoke/logoseg_vitb.py with random weights, standing in for the main job's."""
+    path = tmp_path_factory.mktemp('snippets') / 'final.pth'
+    code = ('import sys, torch, logoseg; from mmengine.config import Config; from logoseg.apis.model import '
+            'build_model; torch.manual_seed(0); '
+            "model = build_model(Config.fromfile('configs/smoke/logoseg_vitb.py')); "
+            # as mmengine saves a training's checkpoint: the training classes in its meta
+            "meta = dict(dataset_meta=dict(classes=('sky', 'grass'), palette=[[0, 0, 255], [0, 255, 0]])); "
+            "torch.save(dict(state_dict=model.state_dict(), meta=meta), sys.argv[1])")
+    subprocess.run([sys.executable, '-c', code, str(path)], cwd=REPO, check=True, timeout=300)
+    return path
+
+
+@pytest.mark.parametrize('doc, snippet', python_snippets())
+def test_python_snippets_run_as_written(doc, snippet, smoke_grid_checkpoint):
+    """Each ```python block runs from the repository root, the main job's checkpoint replaced by a random one."""
+    code = snippet.replace(SMOKE_GRID_CHECKPOINT, str(smoke_grid_checkpoint))
+    env = dict(os.environ, PYTHONPATH=str(REPO / 'projects') + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    proc = subprocess.run([sys.executable, '-c', code], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, f'{doc}: {proc.stderr[-2000:]}'
