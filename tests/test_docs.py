@@ -156,3 +156,21 @@ def test_python_snippets_run_as_written(doc, snippet, smoke_grid_checkpoint):
     proc = subprocess.run([sys.executable, '-c', code], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, f'{doc}: {proc.stderr[-2000:]}'
+
+
+def test_every_cli_names_its_program_as_the_docs_run_it_and_explains_each_option():
+    """``--help`` shows ``usage: python -m logoseg.tools.x`` (not ``x.py``) and a line for every option."""
+    import ast
+    problems = []
+    for path in sorted([*(REPO / 'projects' / 'logoseg').rglob('*.py'), *(REPO / 'analysis').rglob('*.py')]):
+        for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, 'attr', getattr(node.func, 'id', None))
+            keywords = {k.arg for k in node.keywords}
+            where = f'{path.relative_to(REPO)}:{node.lineno}'
+            if name == 'ArgumentParser' and 'prog' not in keywords:
+                problems.append(f"{where}: ArgumentParser without prog= (e.g. prog='python -m logoseg.tools.x')")
+            if name == 'add_argument' and 'help' not in keywords:
+                problems.append(f'{where}: {ast.unparse(node)[:80]} without help=')
+    assert not problems, '\n'.join(problems)
