@@ -1,6 +1,6 @@
 """The Runner of LoGoSeg's configs: mmengine's, with the model options checked before anything is set up.
 
-mmengine's Runner logs the environment and the whole config, and starts the MLflow run, before it builds the
+mmengine's Runner logs the environment and the whole config, and sets up its MLflow backend, before it builds the
 model, where LoGoSeg checks its options. Configs name this class (``runner_type = 'LoGoSegRunner'``, which
 MMSeg's ``tools/train.py`` builds through the ``RUNNERS`` registry), so ``mim train`` with a mistyped or
 out-of-range option stops with one line before any of that output (docs/training.md). MMSeg's
