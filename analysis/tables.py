@@ -133,7 +133,7 @@ def regenerate(paper: pd.DataFrame, runs: pd.DataFrame, profile: str, folder: Pa
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog='python analysis/tables.py', description=__doc__.split('\n\n')[0])
     parser.add_argument('--tracking-uri', default=default_tracking_uri(),
                         help='MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<repo>/mlflow.db)')
     parser.add_argument('--profile', default=default_profile(),

@@ -1,6 +1,8 @@
 # Runtime shared by every LoGoSeg config: logging to MLflow's sqlite store, the vocabulary hook.
 custom_imports = dict(imports=['logoseg'], allow_failed_imports=False)
 default_scope = 'mmseg'
+# mmengine's Runner, with the model options checked before it logs the config (logoseg.engine.runner)
+runner_type = 'LoGoSegRunner'
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

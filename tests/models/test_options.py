@@ -116,23 +116,67 @@ def test_a_single_prompt_template_string_is_one_template(build_tiny_model):
 
 
 def _run_mim(args, cwd):
+    """mim's output as a terminal shows it: stdout and stderr in one stream."""
     env = dict(os.environ, PYTHONPATH=str(REPO / 'projects'))
-    return subprocess.run([MIM, *args], cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
+    return subprocess.run([MIM, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=600, env=env)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('command, option', [
     (['train', 'mmseg', str(SMOKE_CONFIG)], 'model.decode_head.prior_lamda=0.5'),
+    (['train', 'mmseg', str(SMOKE_CONFIG)], 'model.decode_head.fusion_depth=0'),
     (['test', 'mmseg', str(SMOKE_CONFIG), '--checkpoint', 'never_read.pth'], 'model.test_cfg.strid=2'),
 ])
 def test_mim_train_and_test_print_one_line(tmp_path, command, option):
+    """What the user sees (docs/training.md): our line once, as the last line of the training/test script;
+    after it only mim 0.3.9's own CalledProcessError traceback, which mim prints for any failing script."""
     proc = _run_mim([*command, '--work-dir', str(tmp_path / 'run'), '--cfg-options', option], cwd=tmp_path)
     assert proc.returncode != 0
-    lines = proc.stderr.splitlines()
-    errors = [i for i, line in enumerate(lines) if line.startswith('logoseg: error: ')]
-    assert len(errors) == 1 and f'unknown option {option}' in lines[errors[0]], proc.stderr[-2000:]
-    # the training/test script prints no traceback; mim 0.3.9 itself then raises CalledProcessError on any
-    # failing script, which the project cannot change
-    tracebacks = [i for i, line in enumerate(lines) if line.startswith('Traceback')]
-    assert all(i > errors[0] for i in tracebacks) and len(tracebacks) <= 1, proc.stderr[-2000:]
-    assert not tracebacks or lines[-1].startswith('subprocess.CalledProcessError')
+    lines = proc.stdout.splitlines()
+    errors = [i for i, line in enumerate(lines) if 'logoseg: error: ' in line]
+    assert len(errors) == 1 and lines[errors[0]].startswith('logoseg: error: '), proc.stdout[-2000:]
+    assert option.split('=')[0] in lines[errors[0]]
+    mim_traceback = lines[errors[0] + 1:]
+    assert mim_traceback[0] == 'Traceback (most recent call last):', proc.stdout[-2000:]
+    assert mim_traceback[-1].startswith('subprocess.CalledProcessError: Command ')
+    assert all(line.startswith(' ') for line in mim_traceback[1:-1])  # mim's frames, nothing of ours
+    assert sum(line.startswith('Traceback') for line in lines) == 1
+    if command[0] == 'train':  # checked before mmengine's Runner logs anything, creates the work dir or a run
+        assert lines[errors[0] - 1].startswith('Training command is ')
+        assert not any('Config:' in line or 'System environment' in line for line in lines)
+        assert not (tmp_path / 'run').exists()
+
+
+CHECKED_BEFORE_BUILD = [
+    head(prior_lamda=0.5), head(fusion_depth=0), head(prior_lambda=2), head(num_heads=3),
+    head(ss2d_cfg=dict(d_conv=2)), head(loss_decode=dict(type='MaskedBCELoss', normalize='mean')),
+    head(clip_dim=64), head(type='LoGoSegHeed'),
+    lambda cfg: cfg['test_cfg'].update(strid=(32, 32)), lambda cfg: cfg.update(test_cfg=dict(mode='sliding')),
+    lambda cfg: cfg['clip'].update(pretraind='openai'), lambda cfg: cfg['clip'].pop('mid_layer'),
+    lambda cfg: cfg.update(vocabulry='ade150'), lambda cfg: cfg.update(train_cfg=dict(sampler=None)),
+]
+
+
+@pytest.mark.parametrize('edit', CHECKED_BEFORE_BUILD)
+def test_check_config_refuses_what_the_build_refuses_with_the_same_line(smoke_cfg, edit):
+    from logoseg.models import LoGoSeg
+    cfg = copy.deepcopy(smoke_cfg.model.to_dict())
+    edit(cfg)
+    with pytest.raises(LoGoSegUserError) as err:
+        LoGoSeg.check_config(cfg)
+    assert str(err.value) == build_error(smoke_cfg, edit)
+
+
+def test_logoseg_runner_checks_the_model_before_the_runner_sets_up(smoke_cfg, tmp_path):
+    """The configs' runner_type: a bad option stops RUNNERS.build before the work dir, logger or MLflow run."""
+    from mmseg.registry import RUNNERS
+    cfg = copy.deepcopy(smoke_cfg)
+    assert cfg.runner_type == 'LoGoSegRunner'
+    cfg.work_dir = str(tmp_path / 'run')
+    cfg.model.decode_head.fusion_depth = 4
+    with pytest.raises(LoGoSegUserError, match='fusion_depth=4'):
+        RUNNERS.build(cfg)
+    assert not (tmp_path / 'run').exists()
+    from logoseg.models import LoGoSeg
+    LoGoSeg.check_config(smoke_cfg.model)  # the shipped config passes

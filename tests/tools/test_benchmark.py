@@ -1,4 +1,5 @@
 """The benchmark tool end to end on the smoke model, and the previous scan it compares against."""
+import csv
 import json
 import subprocess
 import sys
@@ -6,19 +7,37 @@ import sys
 import torch
 
 from logoseg.models.selective_scan import selective_scan_torch
+from logoseg.utils import measurements
 from logoseg.tools.benchmark import benchmark_config, previous_selective_scan, scan_inputs
 
 from ..conftest import REPO, SMOKE_CONFIG
 
 
 def test_benchmark_prints_and_writes_figures_for_a_config(tmp_path):
-    out = tmp_path / 'bench.json'
+    out, record = tmp_path / 'bench.json', tmp_path / 'benchmarks' / 'speed.csv'
+    record.parent.mkdir()
+    record.write_text(','.join(measurements.COLUMNS) + '\n2026-01-01,' + ','.join(['x'] * 9) + '\n')
     proc = subprocess.run([sys.executable, '-m', 'logoseg.tools.benchmark', str(SMOKE_CONFIG), '--device', 'cpu',
                            '--repeats', '1', '--threads', '1', '--classes', '4', '9', '--image-size', '96',
-                           '--train-batches', '2', '--scan-shape', '8', '4', '50', '--out', str(out)], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+                           '--train-batches', '2', '--scan-shape', '8', '4', '50', '--out', str(out),
+                           '--record', str(record)], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     figures = json.loads(out.read_text())
+    # --record: the same figures as CSV rows with the machine and date, appended to a file kept in git
+    with open(record, newline='') as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == measurements.COLUMNS and rows[0]['date'] == '2026-01-01'  # kept: appended below
+    rows = rows[1:]
+    assert all(r['machine'] == measurements.machine() and r['device'] == 'cpu' and r['threads'] == '1' for r in rows)
+    by_quantity = {(r['section'], r['quantity']): r for r in rows}
+    crop = by_quantity['models', 'crop_overhead']
+    assert crop['config'] == 'logoseg_smoke.py' and 'crop=64x64' in crop['setting']
+    assert float(crop['value']) == figures['models'][0]['crop_overhead']
+    assert float(by_quantity['train', 'step_ms']['value']) == figures['train'][0]['step_ms']
+    assert 'batch=2' in by_quantity['train', 'step_ms']['setting']
+    assert float(by_quantity['selective_scan', 'ratios.forward_vs_cumsum']['value']) == \
+        figures['selective_scan']['ratios']['forward_vs_cumsum']
+    assert f'appended {len(rows)} figures to {record}' in proc.stdout
     assert figures['threads'] == 1
     (row,) = figures['models']
     assert row['crop'] == '64x64' and row['eval_image'] == '96x96' and row['eval_mode'] == 'whole'

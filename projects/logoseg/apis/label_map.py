@@ -36,7 +36,8 @@ def candidate_classes(scores: torch.Tensor, rows: int = 16) -> torch.Tensor:
     """Indices (ascending) of the classes of ``scores`` (N, h, w) that may win a pixel of any bilinear resize.
 
     Works on strips of ``rows`` rows with the classes innermost, the protocol's channels-last memory order, so
-    each strip is read once and in order (by class chunks it took 40 s at 847 classes on 640 x 640).
+    each strip is read once and in order (by class chunks it took far longer at 847 classes:
+    docs/benchmarks/design.csv).
     """
     height = scores.shape[1]
     pixels = scores.permute(1, 2, 0)  # (h, w, N)

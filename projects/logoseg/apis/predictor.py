@@ -33,8 +33,9 @@ class Segmentation:
 
     Attributes:
         label_map: (H, W) int64, the index into ``vocabulary`` of each pixel's class.
-        scores: (N, H, W) float32 per-class probabilities in [0, 1] (sigmoid of the logits; in
-            ``slide_global`` mode the window-and-global-view average of them); None unless
+        scores: (N, H, W) float32 per-class scores in [0, 1], one independent sigmoid per class (the model
+            is trained with per-class BCE), so they do not sum to 1 over the classes; in ``slide_global``
+            mode the window-and-global-view average of them. None unless
             ``segment(..., scores=True)`` asked for them.
         vocabulary: the N class names, in label order.
         object_prior: (N,) float32 object prior p_n of eq 1 (mean pixel-text cosine, in [-1, 1]); in slide
@@ -129,7 +130,7 @@ class LoGoSegPredictor:
                 uint16 values.
             vocabulary: class names (label i is ``vocabulary[i]``) or a shipped vocabulary name; None keeps
                 the current one (initially the checkpoint's training classes).
-            scores: also return every class's probabilities at the image's resolution (``N x H x W`` floats:
+            scores: also return every class's score at the image's resolution (``N x H x W`` floats:
                 4 GB for 150 classes on a 6 MP photo); by default only the label map is built there, a few
                 classes at a time, so memory grows with the pixels, not with classes x pixels.
         """
@@ -167,8 +168,8 @@ class LoGoSegPredictor:
         )
 
     def _scores(self, seg_logits: torch.Tensor) -> torch.Tensor:
-        """Class probabilities from the protocol's output, which holds logits, except that slide_global
-        returns probabilities."""
+        """Per-class sigmoid scores from the protocol's output, which holds logits, except that slide_global
+        returns the scores."""
         return seg_logits if self.mode == 'slide_global' else seg_logits.sigmoid()
 
 

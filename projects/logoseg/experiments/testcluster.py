@@ -260,8 +260,10 @@ def stop(folder: Path, timeout: float = 30) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('action', choices=['start', 'stop', 'env'])
+    parser = argparse.ArgumentParser(prog='python -m logoseg.experiments.testcluster',
+                                     description=__doc__.split('\n\n')[0])
+    parser.add_argument('action', choices=['start', 'stop', 'env'],
+                        help='start the cluster, stop it, or print the environment that points SLURM at it')
     parser.add_argument('folder', type=Path, help='the cluster folder (config, state, logs, pid files)')
     parser.add_argument('--cpus', type=int, help='CPUs of the node (default: nproc)')
     args = parser.parse_args(argv)

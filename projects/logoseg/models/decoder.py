@@ -83,7 +83,7 @@ class GuidedDecoder(nn.Module):
         """fused (B, D, h, w), queries (B, T, D), guidance [S_1, S_2], class_embeds (B, N, C) -> (B, N, 4h, 4w)."""
         batch, dim, height, width = fused.shape
         corr = self.correlation(fused, queries)
-        # channels-last: the stages' convolutions run 2-8x faster on CPU (no layout reorders inside oneDNN) and
+        # channels-last: the stages' convolutions run faster on CPU (no layout reorders inside oneDNN) and
         # use the NHWC kernels on GPUs
         x = corr.permute(0, 2, 1, 3, 4).reshape(batch * self.num_queries, dim, height, width).contiguous(
             memory_format=torch.channels_last)
@@ -100,8 +100,8 @@ class GuidedDecoder(nn.Module):
         """The 1x1 conv ``merge_queries`` over the T query maps stacked as channels: (B*T, E, H, W) -> (B, H*W, E).
 
         Computed as T (H*W, E) x (E, E) products summed over the queries, which read channels-last maps in place;
-        stacking them as channels first would copy every map (measured on 2 cores, ViT-B head at 384: 7 vs 35 ms
-        with the classification, 20 vs 37 ms forward + backward).
+        stacking them as channels first would copy every map (slower, forward and backward:
+        docs/benchmarks/design.csv).
         """
         _, channels, height, width = maps.shape
         pixels = maps.permute(0, 2, 3, 1).reshape(-1, self.num_queries, height * width, channels)

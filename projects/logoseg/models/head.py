@@ -1,6 +1,7 @@
 """LoGoSeg decode head: object prior, region-aware alignment, contextual fusion and guided decoding."""
 from __future__ import annotations
 
+import inspect
 from typing import Sequence
 
 import torch
@@ -26,8 +27,7 @@ def resize_class_maps(maps: torch.Tensor, size: tuple[int, int], align_corners: 
     """Bilinear resize of per-class maps (B, N, h, w) -> (B, N, *size), in channels-last memory.
 
     With many classes PyTorch's CPU bilinear kernel is faster on channels-last tensors, with bit-identical
-    results (one thread: 847 maps 96^2 -> 384^2 in 487 vs 824 ms; the smoke model's 171-class loss resize,
-    forward + backward, 8.3 vs 15.7 ms).
+    results (docs/benchmarks/design.csv).
     """
     return F.interpolate(maps.contiguous(memory_format=torch.channels_last), size=size, mode='bilinear',
                          align_corners=align_corners)
@@ -101,6 +101,16 @@ class LoGoSegHead(BaseModule):
             self.queries = nn.Parameter(torch.randn(num_queries, guidance_dim) * 0.02)
         self.decoder = GuidedDecoder(guidance_dim, num_queries, clip_dim, guidance_channels, decoder_channels)
         self.loss_decode = MODELS.build(loss_decode)
+
+    @classmethod
+    def check_config(cls, head_cfg: dict) -> None:
+        """Check a ``decode_head`` config's values without building a layer (the segmentor fills the channels)."""
+        options = {k: v for k, v in dict(head_cfg).items() if k not in ('type', '_scope_')}
+        bound = inspect.signature(cls.__init__).bind(None, clip_dim=1, mid_channels=1, guidance_channels=(1, 1),
+                                                        **options)
+        bound.apply_defaults()
+        cls._check_options(bound.arguments)
+        MODELS.build(bound.arguments['loss_decode'])  # a loss has no layers; its own checks run
 
     @staticmethod
     def _check_options(options: dict) -> None:

@@ -1,7 +1,7 @@
 """The LoGoSeg segmentor: MMSeg's EncoderDecoder with CLIP encoders and an open vocabulary."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import open_clip
 import torch
@@ -17,12 +17,14 @@ from ..utils.options import check_choice, check_int, check_keys, check_registere
 from ..utils.palette import vocabulary_palette
 from ..utils.vocab import VOCABULARIES, check_vocabulary
 from .clip_encoders import PAPER_TEMPLATES, CLIPTextEncoder, build_image_encoder, create_clip
-from .head import resize_class_maps
+from .head import LoGoSegHead, resize_class_maps
 from .region_alignment import object_prior
 
 INFERENCE_MODES = ('whole', 'slide', 'slide_global')
 TEST_OPTIONS = ('mode', 'crop_size', 'stride', 'input_size', 'prior_top_k')
 CLIP_OPTIONS = ('model_name', 'pretrained', 'cache_dir', 'mid_layer', 'guidance_layers')
+MODEL_OPTIONS = ('clip', 'decode_head', 'vocabulary', 'prompt_templates', 'train_cfg', 'test_cfg',
+                 'data_preprocessor', 'init_cfg', 'pretrained')
 
 
 @MODELS.register_module()
@@ -59,21 +61,9 @@ class LoGoSeg(EncoderDecoder):
                  test_cfg: OptConfigType = None, data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None, pretrained: str | None = None, **unknown):
         # a typo reaches here as an unknown keyword: one line instead of Python's TypeError
-        check_keys(unknown, ('clip', 'decode_head', 'vocabulary', 'prompt_templates', 'train_cfg', 'test_cfg',
-                             'data_preprocessor', 'init_cfg', 'pretrained'), 'model')
-        if pretrained is not None:
-            raise LoGoSegUserError('LoGoSeg takes its CLIP weights from model.clip.pretrained, not model.pretrained')
+        check_keys(unknown, MODEL_OPTIONS, 'model')
+        self._check_before_build(clip, decode_head, pretrained, train_cfg, data_preprocessor)
         clip = dict(clip)
-        check_keys(clip, CLIP_OPTIONS, 'model.clip')
-        for key in ('model_name', 'mid_layer', 'guidance_layers'):
-            if key not in clip:
-                raise LoGoSegUserError(f'model.clip.{key} is missing; model.clip needs model_name, mid_layer and '
-                                       'guidance_layers (see configs/_base_/models/logoseg_vitb16.py)')
-        check_registered(decode_head, MODELS, 'model.decode_head',
-                         set_here=('clip_dim', 'mid_channels', 'guidance_channels'))
-        if isinstance(data_preprocessor, dict):
-            check_registered(data_preprocessor, MODELS, 'model.data_preprocessor')
-        check_keys(train_cfg or {}, (), 'model.train_cfg')
         test_cfg = self._checked_test_cfg(test_cfg)
         if isinstance(prompt_templates, str):
             prompt_templates = (prompt_templates,)
@@ -100,6 +90,46 @@ class LoGoSeg(EncoderDecoder):
         self.background_index: int | None = None
         if vocabulary is not None:
             self.set_vocabulary(vocabulary)
+
+    @classmethod
+    def check_config(cls, model_cfg: dict) -> None:
+        """Check ``model_cfg`` (a ``model = dict(type='LoGoSeg', ...)`` config) without building a layer.
+
+        Runs the checks of ``__init__`` and of the head that need no built module, so a command can refuse an
+        option before it sets anything up (``logoseg.engine.LoGoSegRunner`` calls it before mmengine's Runner
+        logs the config). What depends on the built encoder (a CLIP layer index, the patch size) is checked
+        when the model is built.
+        """
+        model_cfg = {k: v for k, v in dict(model_cfg).items() if k not in ('type', '_scope_')}
+        check_keys(model_cfg, MODEL_OPTIONS, 'model')
+        if 'clip' not in model_cfg or 'decode_head' not in model_cfg:
+            raise LoGoSegUserError(f'model.{"clip" if "clip" not in model_cfg else "decode_head"} is missing')
+        cls._check_before_build(model_cfg['clip'], model_cfg['decode_head'], model_cfg.get('pretrained'),
+                                model_cfg.get('train_cfg'), model_cfg.get('data_preprocessor'))
+        cls._checked_test_cfg(model_cfg.get('test_cfg'))
+        if model_cfg.get('vocabulary') is not None:
+            check_vocabulary(model_cfg['vocabulary'])
+        head = model_cfg['decode_head']
+        head_cls = head['type'] if callable(head['type']) else MODELS.get(head['type'])
+        if isinstance(head_cls, type) and issubclass(head_cls, LoGoSegHead):
+            head_cls.check_config(head)
+
+    @staticmethod
+    def _check_before_build(clip, decode_head, pretrained, train_cfg, data_preprocessor) -> None:
+        if pretrained is not None:
+            raise LoGoSegUserError('LoGoSeg takes its CLIP weights from model.clip.pretrained, not model.pretrained')
+        if not isinstance(clip, Mapping):
+            raise LoGoSegUserError(f'model.clip={clip!r}: use a dict with model_name, mid_layer and guidance_layers')
+        check_keys(clip, CLIP_OPTIONS, 'model.clip')
+        for key in ('model_name', 'mid_layer', 'guidance_layers'):
+            if key not in clip:
+                raise LoGoSegUserError(f'model.clip.{key} is missing; model.clip needs model_name, mid_layer and '
+                                       'guidance_layers (see configs/_base_/models/logoseg_vitb16.py)')
+        check_registered(decode_head, MODELS, 'model.decode_head',
+                         set_here=('clip_dim', 'mid_channels', 'guidance_channels'))
+        if isinstance(data_preprocessor, dict):
+            check_registered(data_preprocessor, MODELS, 'model.data_preprocessor')
+        check_keys(train_cfg or {}, (), 'model.train_cfg')
 
     @staticmethod
     def _checked_test_cfg(test_cfg: OptConfigType) -> ConfigDict:
@@ -241,8 +271,8 @@ class LoGoSeg(EncoderDecoder):
 
         Each view is fed at ``test_cfg.input_size`` when set. On a GPU, views of one size run through the
         network as one batch, as CAT-Seg batches its windows and global view (the samples do not interact);
-        on a CPU one at a time, which measured faster (ViT-B, five 384 views: 4.5-5.1 s vs 5.8 s for the
-        image encoder, 2 cores): a view's activations stay in cache. The covered size is the view's own, or
+        on a CPU one at a time, which measured faster (docs/benchmarks/design.csv): a view's activations stay
+        in cache. The covered size is the view's own, or
         more where a view smaller than a patch was padded (crop the resized logits back with
         :meth:`logits_to_view`).
         """
@@ -290,8 +320,9 @@ class LoGoSeg(EncoderDecoder):
 
     # Classes per pass over the image-resolution maps. With hundreds of classes the per-class work at image
     # resolution (resize, sigmoid, window sums, global view) dominated inference; 16 classes at a time keep its
-    # buffer at 26 MB for a 640 image (several GB in one pass at N = 847) and run it on channels-last maps,
-    # where PyTorch's CPU bilinear kernel is fastest (measured: 16 and 32 beat 8 and 64 on 2 cores). The
+    # buffer small for a 640 image (16 * 640 * 640 floats, instead of N * 640 * 640 in one pass) and run it on
+    # channels-last maps, where PyTorch's CPU bilinear kernel is fastest (16 and 32 measured faster than 8 and
+    # 64: docs/benchmarks/design.csv). The
     # per-element arithmetic and its order are those of one pass, so the scores do not depend on this number.
     CLASS_CHUNK = 16
 
@@ -321,9 +352,8 @@ class LoGoSeg(EncoderDecoder):
         dtype = views[0][0].dtype
         # a GPU has the memory for every class at once, and each chunk costs it a dozen kernel launches
         chunk = self.CLASS_CHUNK if inputs.device.type == 'cpu' else num_classes
-        # channels-last like the chunk buffer, so each chunk's last pass writes at matching strides (measured on 2
-        # cores, 640 image: the per-class work took 0.71 s at 150 classes and 3.4 s at 847 into an NCHW output
-        # through a copy, 0.52-0.58 and 2.6-2.9 s like this)
+        # channels-last like the chunk buffer, so each chunk's last pass writes at matching strides, with no
+        # copy into an NCHW output (faster: docs/benchmarks/design.csv)
         out = torch.empty((batch, num_classes, height, width), dtype=dtype, device=inputs.device,
                           memory_format=torch.channels_last)
         if top_k is None or top_k >= num_classes:  # (images, classes, number of classes) per pass

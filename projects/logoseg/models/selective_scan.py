@@ -7,15 +7,15 @@ For channel d and state n the scan runs, with delta' = softplus(delta + bias) (o
 mamba-ssm cannot be imported on machines without CUDA, so its import is guarded and tried once.
 
 The PyTorch scan walks time in blocks of 32 steps (:class:`_BlockedScan`), chosen by measurement on the CPU
-(``python -m logoseg.tools.benchmark``, fusion size, 2 CPU threads, four runs on two days): 3.2-5.9x one
-``torch.cumsum`` over a (batch, Dch, N, L) tensor forward (the exp of the decays alone is 0.9-1.4x), 2.8-3.2x
-forward + backward at batch 4 with 81-108 MB peak, against about 45x and 50x with 1.1 GB for the log-depth
-scan it replaced.
+against the alternatives below (``python -m logoseg.tools.benchmark``; the figures, with machine and date, are
+in ``docs/benchmarks/design.csv`` and ``docs/benchmarks/speed.csv``): its cost stays a small multiple of one
+``torch.cumsum`` over a (batch, Dch, N, L) tensor, an order of magnitude below the log-depth scan it replaced,
+in time and memory.
 Log-depth scans make log2(L) passes over full (batch, Dch, N, L) tensors; chunked scans built on cumulative
 sums of log-decays overflow (exp(-sum delta A) for large delta |A|) unless they form per-chunk T x T decay
 matrices (T times the work). ``torch.compile`` of a block (Inductor fuses its decays, inputs and recurrence
-into one C++ loop) measured 15-20% faster forward (23 vs 28 ms) after 11-29 s of compilation per process,
-and needs a C++ toolchain: not worth it for a layer that runs twice per image. The blocked loop touches each
+into one C++ loop) measured somewhat faster forward after many seconds of compilation per process, and
+needs a C++ toolchain: not worth it for a layer that runs twice per image. The blocked loop touches each
 element a few times while it is in cache and keeps 1/32 of the states for backward. On a GPU it issues one
 small kernel per time step, so there mamba-ssm's kernel (``backend='auto'``) is the fast path.
 """
@@ -153,9 +153,9 @@ def _check_shapes(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: 
             raise ValueError(f'{name} must be (Dch={channels},), got {tuple(vec.shape)}')
 
 
-# Time steps per block. At the fusion's size (batch 1, 1024 channels, 16 states, 576 steps, one CPU thread)
-# blocks of 16, 32 and 64 steps measured within the shared machine's noise of each other (70-115 ms); 32
-# keeps a block's (T, batch, Dch, N) buffers at 2 MiB per batch element, near a core's L2 cache.
+# Time steps per block. At the fusion's size blocks of 16, 32 and 64 steps measured within the machine's noise
+# of each other (docs/benchmarks/design.csv); 32 keeps a block's (T, batch, Dch, N) buffers, 32 * Dch * N
+# floats per batch element, near a core's L2 cache.
 _BLOCK = 32
 
 
@@ -225,7 +225,7 @@ class _BlockedScan(torch.autograd.Function):
             else:  # copied out before the buffer is overwritten
                 entry[k] = states[block - 1]
             _block_states(dt[t0:t1], du[t0:t1], A, Bt[t0:t1], entry[k], decay[:n], states[:n])
-            # y_t = C_t . h_t as (1, N) x (N, Dch / G) products: 4x faster on CPU than (Dch / G, N) x (N, 1)
+            # y_t = C_t . h_t as (1, N) x (N, Dch / G) products: faster on CPU than (Dch / G, N) x (N, 1)
             rows = n * batch * groups
             torch.bmm(Ct[t0:t1].reshape(rows, 1, d_state), states[:n].view(rows, channels // groups, d_state).mT,
                       out=y[t0:t1].view(rows, 1, channels // groups))

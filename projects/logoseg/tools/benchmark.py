@@ -35,6 +35,7 @@ from torch.autograd.function import once_differentiable
 
 import logoseg  # noqa: F401  (compat fixes, registrations)
 from logoseg.models.selective_scan import _load_cuda_kernel, selective_scan, selective_scan_torch
+from logoseg.utils import measurements
 from logoseg.utils.errors import LoGoSegUserError
 from logoseg.utils.files import write_json
 
@@ -392,11 +393,12 @@ def print_report(report: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m logoseg.tools.benchmark', description=__doc__.split('\n')[0])
     parser.add_argument('configs', nargs='*', help='model configs, e.g. configs/logoseg_vitb.py')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
+                        help='cpu or cuda (default: cuda when torch sees a GPU)')
     parser.add_argument('--threads', type=int, help='torch threads per process (default: torch\'s own)')
-    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--repeats', type=int, default=3, help='timed calls per figure; medians (default: 3)')
     parser.add_argument('--image-size', type=int, default=640, help='square test image of the evaluation protocol')
     parser.add_argument('--classes', type=int, nargs=2, default=(150, 847), metavar=('N', 'N_LARGE'),
                         help='vocabulary sizes compared at the evaluation protocol (A-150, A-847)')
@@ -410,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
                         default=tuple(SCAN_SHAPE.values()), help='scan channels, states, steps (default: SS2D '
                         'at the fusion size, 4 x 256 channels, 16 states, 24 x 24 steps)')
     parser.add_argument('--out', help='also write the figures to this JSON file')
+    parser.add_argument('--record', nargs='?', const=str(measurements.DEFAULT_RECORD), metavar='CSV',
+                        help='append the figures, with this machine and today\'s date, to CSV (default '
+                        'docs/benchmarks/speed.csv, the file docs/benchmark.md shows; commit it)')
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
@@ -442,6 +447,9 @@ def main(argv: list[str] | None = None) -> int:
     print_report(report)
     if args.out:
         write_json(report, args.out)
+    if args.record:
+        rows = measurements.record(report, report['device'], args.record)
+        print(f'appended {rows} figures to {args.record}')
     return 0
 
 

@@ -172,7 +172,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                         help='record benchmarks whose data is not prepared as missing instead of stopping')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='overrides applied to every benchmark config, key=value as in mim test')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none', help='like mim test')
     return parser.parse_args(argv)
 
 

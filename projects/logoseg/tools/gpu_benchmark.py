@@ -5,7 +5,8 @@ slide + global views) in fp32 and in bf16 autocast, with N = 150 and 847 classes
 a training step (forward, backward, AdamW step) at batch 1 and 4 with peak memory, fp32 and bf16 autocast;
 the selective scan (the PyTorch path vs cumsum and vs the previous scan, and mamba-ssm's CUDA kernel if it
 imports). Targets: <= 15 ms per 640 image (bf16, 150 classes) and the 80k-iteration schedule in <= 4 h with
-< 24 GB at batch 1 per GPU (extrapolated from the measured step time). Takes 2-4 minutes on an H100/H200.
+< 24 GB at batch 1 per GPU (extrapolated from the measured step time). Meant to take minutes on one GPU;
+not yet run on one (docs/benchmark.md).
 
 On a bare CUDA machine with only torch (and torchvision, timm, numpy, opencv, scipy, ...) installed, run it
 through ``tools/gpu_benchmark.sh``, which installs LoGoSeg's pure-Python dependencies from wheels carried
@@ -30,6 +31,7 @@ import torch
 
 from logoseg.tools import benchmark as bench
 from logoseg.utils.errors import LoGoSegUserError
+from logoseg.utils import measurements
 from logoseg.utils.files import write_json
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -110,17 +112,23 @@ def print_table(report: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--config', default=os.path.join(REPO, 'configs', 'logoseg_vitb.py'))
-    parser.add_argument('--device', default='cuda')
-    parser.add_argument('--repeats', type=int, default=10)
-    parser.add_argument('--image-size', type=int, default=640)
-    parser.add_argument('--classes', type=int, nargs=2, default=(150, 847), metavar=('N', 'N_LARGE'))
-    parser.add_argument('--train-batches', type=int, nargs='+', default=[1, 4])
+    parser = argparse.ArgumentParser(prog='python -m logoseg.tools.gpu_benchmark', description=__doc__.split('\n')[0])
+    parser.add_argument('--config', default=os.path.join(REPO, 'configs', 'logoseg_vitb.py'),
+                        help='model config (default: configs/logoseg_vitb.py)')
+    parser.add_argument('--device', default='cuda', help='torch device (default: cuda)')
+    parser.add_argument('--repeats', type=int, default=10, help='timed calls per figure; medians (default: 10)')
+    parser.add_argument('--image-size', type=int, default=640, help='square test image of the evaluation protocol')
+    parser.add_argument('--classes', type=int, nargs=2, default=(150, 847), metavar=('N', 'N_LARGE'),
+                        help='vocabulary sizes compared at the evaluation protocol (A-150, A-847)')
+    parser.add_argument('--train-batches', type=int, nargs='+', default=[1, 4],
+                        help='batch sizes of the timed training steps')
     parser.add_argument('--dry-run', action='store_true',
-                        help='the tiny smoke model on the CPU at small sizes: checks the script in seconds')
+                        help='the tiny smoke model on the CPU at small sizes: checks the script without a GPU')
     parser.add_argument('--out', default=os.path.join(os.environ.get('OUT', '.'), 'gpu_benchmark.json'),
                         help='JSON report (default: $OUT/gpu_benchmark.json, or ./gpu_benchmark.json)')
+    parser.add_argument('--record', nargs='?', const=str(measurements.DEFAULT_RECORD), metavar='CSV',
+                        help='append the figures, with this machine and today\'s date, to CSV (default '
+                        'docs/benchmarks/speed.csv, the file docs/benchmark.md shows; commit it)')
     args = parser.parse_args(argv)
     scan = True
     if args.dry_run:
@@ -136,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table(report)
     write_json(report, args.out)
     print(f'\nwrote {args.out}')
+    if args.record:
+        print(f"appended {measurements.record(report, report['device'], args.record)} figures to {args.record}")
     return 0
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from logoseg.utils import measurements
+
 FOUR_CLASSES = ('wall', 'floor', 'sky', 'tree')
 SIZES = {1: (1224, 816), 6: (3000, 2000), 24: (6000, 4000)}  # megapixels: width x height of a 3:2 photo
 PHOTO = Path(__file__).resolve().parents[3] / 'tests' / 'data' / 'ade20k_val' / 'images' / 'ADE_val_00000001.jpg'
@@ -89,14 +91,19 @@ def random_checkpoint(config: str, folder: Path) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--config', default='configs/logoseg_vitb.py')
+    parser = argparse.ArgumentParser(prog='python -m logoseg.tools.segment_benchmark',
+                                     description=__doc__.split('\n')[0])
+    parser.add_argument('--config', default='configs/logoseg_vitb.py', help='model config (default: %(default)s)')
     parser.add_argument('--checkpoint', help='a trained checkpoint of --config (default: random weights)')
-    parser.add_argument('--megapixels', type=int, nargs='+', choices=sorted(SIZES), default=sorted(SIZES))
+    parser.add_argument('--megapixels', type=int, nargs='+', choices=sorted(SIZES), default=sorted(SIZES),
+                        help='photo sizes to segment, in megapixels (default: all)')
     parser.add_argument('--vocab', nargs='+', default=['4', 'ade150', 'ade847'],
                         help="'4' (wall, floor, sky, tree) or shipped vocabularies")
-    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--threads', type=int, default=2, help='torch threads (default: %(default)s)')
     parser.add_argument('--out', type=Path, help='also write the rows as JSON')
+    parser.add_argument('--record', nargs='?', const=str(measurements.DEFAULT_RECORD), metavar='CSV',
+                        help='append the rows, with this machine and today\'s date, to CSV (default '
+                        'docs/benchmarks/speed.csv, the file docs/benchmark.md shows; commit it)')
     args = parser.parse_args(argv)
     context = mp.get_context('spawn')  # a fresh process per case: its peak memory is that case's
     rows = []
@@ -119,6 +126,9 @@ def main(argv=None) -> int:
     if args.out:
         args.out.write_text(json.dumps(dict(config=args.config, checkpoint=args.checkpoint or 'random weights',
                                             threads=args.threads, rows=rows), indent=2) + '\n')
+    if args.record:
+        report = dict(config=args.config, threads=args.threads, repeats=1, segment=rows)
+        print(f"appended {measurements.record(report, 'cpu', args.record)} figures to {args.record}")
     return 0
 
 

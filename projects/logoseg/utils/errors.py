@@ -15,7 +15,10 @@ class LoGoSegUserError(RuntimeError):
 def _excepthook(previous):
     def hook(exc_type, exc, tb):
         if issubclass(exc_type, LoGoSegUserError):
-            print(f'logoseg: error: {exc}', file=sys.stderr)
+            # what the program logged to a piped (block-buffered) stdout goes first: the line stays last
+            # in `cmd 2>&1 | tee log` as on a terminal
+            sys.stdout.flush()
+            print(f'logoseg: error: {exc}', file=sys.stderr, flush=True)
             return
         previous(exc_type, exc, tb)
     hook.logoseg = True

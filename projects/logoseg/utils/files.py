@@ -40,3 +40,20 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def append_csv(rows: list[dict], path: str | Path, columns: list[str]) -> None:
+    """Append ``rows`` to the CSV file ``path`` (header written when the file is new; folders created).
+
+    A file of measurements kept in git grows by one block of rows per run; an unknown column is an error, so
+    the file keeps one schema.
+    """
+    import csv
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists() or path.stat().st_size == 0
+    with open(path, 'a', newline='', encoding='utf-8') as f:
+        writer = csv.DictWriter(f, fieldnames=columns, lineterminator='\n')
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
