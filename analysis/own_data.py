@@ -93,7 +93,7 @@ def figure(table: pd.DataFrame, datasets: list[str], path: Path, profile: str) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog='python analysis/own_data.py', description=__doc__.split('\n\n')[0])
     parser.add_argument('--tracking-uri', default=default_tracking_uri(), help='MLflow tracking URI')
     parser.add_argument('--profile', default=default_profile(), help="runs of this profile (default: params.yaml's)")
     parser.add_argument('--out', type=Path, help='output folder (default: results/<profile>/tables)')

@@ -41,6 +41,17 @@ RUN_BY_SUITE = {
     r'python -m logoseg\.tools\.evaluate_all configs/smoke/': ('tests/evaluation/test_evaluate_all.py',
                                                                "'-m', 'logoseg.tools.evaluate_all'"),
     r'LOGOSEG_MODEL=\.\./smoke/logoseg_vitb\.py mim test ': ('tests/test_smoke_pipeline.py', "[MIM, 'test', 'mmseg'"),
+    # a dataset of your own (docs/datasets.md), on the generated stand-in
+    r'dvc repro prepare_dataset@standin$': ('tests/experiments/test_own_dataset.py',
+                                            "'repro', 'prepare_dataset@standin'"),
+    r'python -m logoseg\.tools\.prepare\.standin_dataset --out datasets/standin$': (
+        'tests/tools/test_prepare_standin_dataset.py', "['standin_dataset', '--out', 'datasets/standin']"),
+    r'LOGOSEG_DATASET=standin LOGOSEG_MODEL=\.\./smoke/logoseg_vitb\.py mim test mmseg configs/eval/dataset\.py ': (
+        'tests/experiments/test_own_dataset.py', "LOGOSEG_DATASET='standin'"),
+    r'logoseg segment prepared/datasets/standin/val/images --vocab-file prepared/datasets/standin/classes\.txt ': (
+        'tests/experiments/test_own_dataset.py', "'segment', 'prepared/datasets/standin/val/images'"),
+    r'python -m logoseg\.tools\.score_labels out/standin/labels --dataset standin$': (
+        'tests/experiments/test_own_dataset.py', "'logoseg.tools.score_labels'"),
 }
 # command (exactly as in the doc, without its comment) -> what its output must contain
 RUN_HERE = {
@@ -56,7 +67,7 @@ def shell_commands() -> list[tuple[str, int, str]]:
     for doc in DOCS:
         inside = False
         for number, line in enumerate(doc.read_text(encoding='utf-8').splitlines(), 1):
-            if line.startswith('```'):
+            if line.lstrip().startswith('```'):  # a block may be indented under a list item
                 inside = line.strip() in ('```bash', '```sh', '```shell') and not inside
                 continue
             if inside and line.strip() and not line.lstrip().startswith('#'):

@@ -3,6 +3,7 @@ stand-in, declared in params.yaml, prepared by its DVC stage, trained on by a gr
 (``load_from: row:...``), evaluated zero-shot into MLflow, shown in the tables, and segmented with its class file
 and scored with the same metric."""
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -37,9 +38,11 @@ def grid(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def trained(grid):
+    prepared = dvc(grid, 'repro', 'prepare_dataset@standin')  # docs/datasets.md: generate, check, prepare
+    assert prepared.returncode == 0, prepared.stdout[-4000:] + prepared.stderr[-4000:]
     proc = dvc(grid, 'repro', 'ablation_grid')  # the main job's command: row@own first, own_ft starts from it
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return proc
+    return prepared.stdout + proc.stdout
 
 
 def run(grid, *command, timeout=600):
@@ -50,7 +53,7 @@ def run(grid, *command, timeout=600):
 
 def test_the_declared_dataset_is_prepared_by_its_stage_before_the_rows(grid, trained):
     root, _ = grid
-    assert 'Running stage \'prepare_dataset@standin\'' in trained.stdout
+    assert 'Running stage \'standin_dataset\'' in trained and 'Running stage \'prepare_dataset@standin\'' in trained
     manifest = json.loads((root / 'prepared' / 'datasets' / 'standin' / 'manifest.json').read_text())
     assert set(manifest['splits']) == {'train', 'val', 'test'}
     assert 'prepared/datasets/standin' in (root / 'dvc.lock').read_text()  # its version is recorded
@@ -88,15 +91,16 @@ def test_the_tables_show_every_row_on_it(grid, trained):
 
 
 def test_zero_shot_evaluation_and_segment_output_score_alike(grid, trained, tmp_path):
-    root, _ = grid
+    root, env = grid
     checkpoint = 'results/smoke/train/own/final.pth'
     proc = run(grid, '-m', 'logoseg.tools.evaluate_all', 'configs/smoke/logoseg_vitb.py', checkpoint,
                '--benchmarks', 'standin', '--out', str(tmp_path / 'standin.json'))
     assert proc.returncode == 0, proc.stderr[-3000:]
     evaluated = json.loads((tmp_path / 'standin.json').read_text())['standin']
-    proc = run(grid, '-m', 'logoseg.cli', 'segment', 'prepared/datasets/standin/val/images', '--vocab-file',
-               'prepared/datasets/standin/classes.txt', '--config', 'configs/smoke/logoseg_vitb.py',
-               '--checkpoint', checkpoint, '--out', str(tmp_path / 'seg'))
+    proc = subprocess.run([str(BIN / 'logoseg'), 'segment', 'prepared/datasets/standin/val/images', '--vocab-file',
+                           'prepared/datasets/standin/classes.txt', '--config', 'configs/smoke/logoseg_vitb.py',
+                           '--checkpoint', checkpoint, '--out', str(tmp_path / 'seg')], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = run(grid, '-m', 'logoseg.tools.score_labels', str(tmp_path / 'seg' / 'labels'), '--dataset', 'standin',
                '--out', str(tmp_path / 'scored.json'))
@@ -104,6 +108,14 @@ def test_zero_shot_evaluation_and_segment_output_score_alike(grid, trained, tmp_
     scored = json.loads((tmp_path / 'scored.json').read_text())
     assert scored['num_images'] == evaluated['num_images'] == 12
     assert scored['mIoU'] == pytest.approx(evaluated['mIoU'], abs=0.5)
+    # mim test with the one eval config of every declared dataset: the same figure as evaluate_all
+    own = dict(env, LOGOSEG_DATASET='standin', LOGOSEG_MODEL='../smoke/logoseg_vitb.py')
+    proc = subprocess.run([str(BIN / 'mim'), 'test', 'mmseg', 'configs/eval/dataset.py', '--checkpoint', checkpoint,
+                           '--work-dir', str(tmp_path / 'mim')], cwd=root, capture_output=True, text=True,
+                          timeout=600, env=own)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert float(re.findall(r'mIoU: ([\d.]+)', proc.stdout + proc.stderr)[-1]) == pytest.approx(evaluated['mIoU'],
+                                                                                                abs=0.01)
 
 
 def test_a_second_dataset_side_by_side_and_a_bad_file_stops_its_stage_leaving_the_good_output(grid, trained):
@@ -116,7 +128,7 @@ def test_a_second_dataset_side_by_side_and_a_bad_file_stops_its_stage_leaving_th
     manifest = root / 'prepared' / 'datasets' / 'mine' / 'manifest.json'
     good = manifest.read_text()
     mask = sorted((root / 'datasets' / 'mine' / 'masks' / 'val').iterdir())[0]
-    mask.write_bytes(mask.read_bytes()[:200])  # truncated
+    mask.write_bytes(mask.read_bytes()[:-40])  # truncated: its end is missing
     proc = dvc(grid, 'repro', 'prepare_dataset@mine')
     assert proc.returncode != 0
     assert mask.name in proc.stderr and 'prepared/datasets/mine.problems.txt' in proc.stderr
