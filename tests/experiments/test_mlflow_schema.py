@@ -14,7 +14,7 @@ from logoseg.experiments.tracking import (EVALUATION_METRICS, EXPERIMENT, Tracke
 
 REPO = Path(__file__).resolve().parents[2]
 KNOBS = yaml.safe_load((REPO / 'experiments' / 'rows.yaml').read_text())['knobs']
-NAMED_KNOBS = ('backbone', 'train_set')  # names, not quantities: the only knobs that stay strings
+NAMED_KNOBS = ('backbone', 'train_set', 'load_from')  # names, not quantities: the only knobs that stay strings
 
 # One iteration and one validation as mmengine's LoggerHook hands them to the vis backends (log_with_hierarchy),
 # then one benchmark as TestMetricsHook sends it: values as float32, as MMSeg's metrics and the losses are.
@@ -90,7 +90,7 @@ def test_every_knob_of_every_grid_row_is_a_param_mlflow_charts(store):
         for knob in numeric:
             assert not math.isnan(float(logged[knob])), (key, knob, logged[knob])  # 'True', 'learnable' raise
         knobs = load_row(key, 'smoke', REPO).knobs
-        assert [logged[knob] for knob in NAMED_KNOBS] == [knobs[knob] for knob in NAMED_KNOBS]
+        assert [logged[knob] for knob in NAMED_KNOBS] == [knobs[knob] or 'none' for knob in NAMED_KNOBS]
     assert (params['t2_op']['ccf'], params['t2_op']['ra'], params['full']['ccf']) == ('0', '0', '1')
     assert {key: (params[key]['lambda'], params[key]['lambda_learnable'])
             for key in ('full', 't4_lambda0_r6', 't4_lambda05_r8', 't4_adapt_r6')} == {

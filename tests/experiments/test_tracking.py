@@ -209,3 +209,24 @@ def test_a_failed_run_resumed_to_success_loses_its_error_tag(store):
         pass
     (found,) = runs(store, row='flaky')
     assert found.info.status == 'FINISHED' and 'error' not in found.data.tags
+
+
+def test_the_backend_relies_on_mmengines_vis_backend_protocol_and_it_still_holds(store, tmp_path):
+    """The one mmengine internal the backend builds on: its ``force_init_env`` (the decorator every vis backend's
+    ``add_*`` wears) calls ``_init_env`` on first use and marks the backend ``_env_initialized``; ``close`` clears
+    the mark, so a visualizer that mmengine reuses for the next Runner opens a new run. Fails when mmengine
+    renames either, instead of the backend silently logging nowhere."""
+    from logoseg.experiments.tracking import TrackedMLflowVisBackend
+    backend = TrackedMLflowVisBackend(save_dir=str(tmp_path / 'work' / 'vis_data'))
+    assert not getattr(backend, '_env_initialized', False) and backend._run is None
+    backend.add_scalars({'train/loss': 1.0}, step=1)
+    assert backend._env_initialized is True
+    first = backend._run.run_id
+    backend.close()
+    backend.add_scalars({'train/loss': 0.5}, step=1)
+    second = backend._run.run_id
+    backend.close()
+    assert first != second
+    for run_id, loss in ((first, 1.0), (second, 0.5)):
+        run = store.get_run(run_id)
+        assert run.info.status == 'FINISHED' and run.data.metrics['loss'] == loss

@@ -37,10 +37,11 @@ def knob_params(knobs: dict) -> dict:
     """Knobs as MLflow params that chart: MLflow's parallel-coordinates chart keeps only numeric values (a
     string in a column of numbers silently drops that run), so booleans are ``1``/``0`` and ``lambda`` is always
     a number: ``lambda_learnable`` = 1 marks the learnable prior (Table 4's "Adapt."), whose ``lambda`` is then
-    its initial value. ``backbone`` and ``train_set`` are names, not quantities: they stay strings."""
+    its initial value. ``backbone``, ``train_set`` and ``load_from`` are names, not quantities: they stay strings
+    (``load_from`` ``none`` when the row starts from CLIP's weights: MLflow keeps no null param)."""
     params = {key: int(value) if isinstance(value, bool) else value for key, value in knobs.items()}
     if 'load_from' in knobs:
-        params['load_from'] = knobs['load_from'] or 'none'  # MLflow keeps no null param
+        params['load_from'] = knobs['load_from'] or 'none'
     if 'lambda' in knobs:
         learnable = knobs['lambda'] == 'learnable'
         params['lambda'] = LEARNABLE_LAMBDA_INIT if learnable else float(knobs['lambda'])

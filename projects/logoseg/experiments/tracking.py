@@ -371,7 +371,6 @@ class TrackedMLflowVisBackend(MLflowVisBackend):
             name = self._run_name or f'{self._config_stem()}-{time.strftime("%Y%m%d-%H%M%S")}'
             self._run = TrackedRun(name, self._tags, uri=self._tracking_uri, experiment=self._exp_name).start()
             self._owned = True
-        self._mlflow = self._run  # mmengine's base class checks this attribute to know it was initialised
         self._last_steps: dict[str, int] = {}
 
     def _config_stem(self) -> str:
