@@ -338,10 +338,11 @@ def load_row(key: str, profile: Optional[str] = None, root: Optional[Path] = Non
         raise LoGoSegUserError(f'row {key!r}: backbone {knobs["backbone"]!r}; use one of {", ".join(BACKBONES)}')
     source = knobs.get('load_from') or ''
     if source.startswith('row:') and source[4:] not in list(rows)[:list(rows).index(key)]:
-        # DVC runs independent rows in the file's order: the base row must come first to be trained first
+        # a row starts only from an earlier one: no chain of rows can loop back
         raise LoGoSegUserError(f'row {key!r}: load_from {source}: ' + (
             'no such row in experiments/rows.yaml' if source[4:] not in rows else
-            f'row {source[4:]!r} must come before {key!r} in experiments/rows.yaml (it is trained first)'))
+            f'row {source[4:]!r} must come before {key!r} in experiments/rows.yaml (a row starts from an earlier '
+            'one)'))
     declared = tuple(params.get('datasets') or {})
     if knobs['train_set'] not in TRAIN_SETS + declared:
         raise LoGoSegUserError(f'row {key!r}: train_set {knobs["train_set"]!r}; use one of {", ".join(TRAIN_SETS)} or '
