@@ -82,10 +82,13 @@ def save_view(client, experiment_id: str, key: str, table: str, profile: str, pa
     """Save the table's runs view under ``key``: its filter, newest first, the paper's benchmark metrics (in the
     paper's order), the table's tag (its row labels) and ``params`` as columns. Plain JSON: the UI reads it
     (it also accepts its own envelope of a named view, which it writes when a user saves one)."""
+    columns = [column('tags', table), *(column('metrics', f'{b}/mIoU') for b in BENCHMARKS),
+               *(column('params', name) for name in params)]
+    # selectedColumns picks the columns; the table lays them out by type and name (metrics alphabetically)
+    # unless columnOrder, the UI state its column drag-and-drop writes, gives their order
     state = {'searchFilter': runs_filter(table, profile), 'orderByKey': 'attributes.start_time', 'orderByAsc': False,
              'startTime': 'ALL', 'lifecycleFilter': 'Active', 'modelVersionFilter': 'All Runs', 'datasetsFilter': [],
-             'selectedColumns': [column('tags', table), *(column('metrics', f'{b}/mIoU') for b in BENCHMARKS),
-                                 *(column('params', name) for name in params)]}
+             'selectedColumns': columns, 'columnOrder': columns}
     client.set_experiment_tag(experiment_id, SHARED_VIEW_TAG + key, json.dumps(state))
 
 
