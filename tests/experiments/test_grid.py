@@ -133,7 +133,8 @@ def test_a_declared_dataset_is_a_train_set_whose_prepared_version_is_in_the_fing
     row = load_row('own', 'smoke', root)
     options = row.cfg_options()
     assert options['train_dataloader.dataset.type'] == 'DeclaredDataset'
-    assert options['train_dataloader.dataset.name'] == 'standin'
+    assert options['train_dataloader.dataset.name'] == options['val_dataloader.dataset.name'] == 'standin'
+    assert options['train_dataloader.dataset.split'] == 'train' and options['val_dataloader.dataset.split'] is None
     first = row.fingerprint
     prepared_manifest(root, 'standin', 'v2')  # the data was prepared again from changed raw files
     assert load_row('own', 'smoke', root).fingerprint != first

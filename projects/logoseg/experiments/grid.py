@@ -116,9 +116,10 @@ class Row:
         options = {f'model.decode_head.{HEAD_KNOBS[k]}': self.knobs[k] for k in HEAD_KNOBS}
         lam = self.knobs['lambda']
         options['model.decode_head.prior_lambda'] = 'learnable' if lam == 'learnable' else float(lam)
-        if self.declared_train_set:
-            options['train_dataloader.dataset.type'] = 'DeclaredDataset'
-            options['train_dataloader.dataset.name'] = self.knobs['train_set']
+        if self.declared_train_set:  # trained and validated on the user's data: its train and eval splits
+            for loader, split in (('train_dataloader', 'train'), ('val_dataloader', None)):
+                options.update({f'{loader}.dataset.type': 'DeclaredDataset',
+                                f'{loader}.dataset.name': self.knobs['train_set'], f'{loader}.dataset.split': split})
         else:
             options['train_dataloader.dataset.type'] = self.settings['train_sets'][self.knobs['train_set']]
         options.update({f'train_dataloader.dataset.{k}': v for k, v in self.dataset_options().items()})
