@@ -58,7 +58,7 @@ def dataset_table(runs: pd.DataFrame, datasets: list[str], rows: list[str]) -> p
 def write_dataset_table(table: pd.DataFrame, datasets: list[str], folder: Path, profile: str) -> None:
     """datasets.csv / .md / .tex / .png in ``folder``."""
     table.to_csv(folder / 'datasets.csv', index=False)
-    text = shown(table, '—').drop(columns='run_id')
+    text = shown(table, '—').drop(columns=['run', 'run_id'])  # runs are named by their row; the CSV has both
     numeric = ['right' if c.endswith(tuple(DIGITS)) else 'left' for c in text.columns]
     (folder / 'datasets.md').write_text(text.to_markdown(index=False, disable_numparse=True, colalign=numeric) + '\n')
     numbers = shown(table, '--').drop(columns=['run', 'run_id']).set_index('row').rename_axis(None)
