@@ -31,8 +31,8 @@ def load(path: Path) -> Config:
     return Config.fromfile(str(path))
 
 
-def test_eval_configs_are_the_six_benchmarks():
-    assert sorted(p.stem for p in (CONFIGS / 'eval').glob('*.py')) == sorted(EVAL)
+def test_eval_configs_are_the_six_benchmarks_and_one_for_every_declared_dataset():
+    assert sorted(p.stem for p in (CONFIGS / 'eval').glob('*.py')) == sorted([*EVAL, 'dataset'])
 
 
 @pytest.mark.parametrize('benchmark', EVAL)
