@@ -106,7 +106,8 @@ def test_table_links_through_the_uis_api(server, tmp_path):
 def test_table4_links_open_its_runs_in_a_real_browser(server, tmp_path):
     """The links as a user clicks them, in Debian's headless chromium on the server's UI: the saved view lists
     every run of Table 4 and no run of another table only, with the six benchmark columns in the paper's order
-    (not by name, as the UI orders metric columns by default); the compare view shows exactly the runs the table shows."""
+    (not by name, as the UI orders metric columns by default); the compare view shows exactly the runs the table
+    shows."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 

@@ -157,17 +157,6 @@ def check_tracking_server(uri: Optional[str] = None) -> str:
     return uri
 
 
-def ensure_experiment(uri: str) -> None:
-    """Create the grid's MLflow experiment before any job starts: jobs that start together would each try to
-    create it, and all but one fail (RESOURCE_ALREADY_EXISTS)."""
-    from mlflow import MlflowClient
-
-    from .tracking import EXPERIMENT
-    client = MlflowClient(uri)
-    if client.get_experiment_by_name(EXPERIMENT) is None:
-        client.create_experiment(EXPERIMENT)
-
-
 def check_slurm() -> None:
     missing = [name for name in ('sbatch', 'squeue', 'scancel', 'sacct') if shutil.which(name) is None]
     if missing:

@@ -52,10 +52,12 @@ def read_json(path: Path) -> dict:
 def submit(root: Path, profile: str, rows: Optional[list[str]] = None, out=sys.stdout) -> dict[str, str]:
     """Submit ``rows`` (default: every row of the grid) that need it; returns row -> job id of the new jobs."""
     import submitit
+    from mlflow import MlflowClient
 
     from .grid import load_row
     from .job import RowJob
     from .repository import relative_to_repo
+    from .tracking import ensure_experiment
     settings = slurm.slurm_settings(root, profile)
     uri = slurm.check_tracking_server()
     slurm.check_slurm()
@@ -85,6 +87,10 @@ def submit(root: Path, profile: str, rows: Optional[list[str]] = None, out=sys.s
             if not progress['row'].data_manifest.is_file():
                 raise LoGoSegUserError(f'{progress["row"].data_manifest} not found; run `dvc repro data_{profile}` '
                                        'first (the rows read their data version from it)')
+            for name in progress['row'].declared_datasets:
+                if not progress['row'].dataset_manifest(name).is_file():
+                    raise LoGoSegUserError(f'dataset {name!r} of row {key} is not prepared; run `dvc repro '
+                                           f'data_{profile}` first (it prepares the datasets declared in params.yaml)')
             if progress['complete']:
                 print(f'{key}: not submitted, complete (training and evaluation with this configuration)',
                       file=out)
@@ -93,7 +99,7 @@ def submit(root: Path, profile: str, rows: Optional[list[str]] = None, out=sys.s
         if not todo:
             print('nothing to submit', file=out)
             return {}
-        slurm.ensure_experiment(uri)
+        ensure_experiment(MlflowClient(uri))  # before the jobs: each job's run goes into it
         # submitit's own requeue limit counts time-outs only; RowJob's counts preemptions too
         executor = submitit.AutoExecutor(folder=folder, cluster='slurm', slurm_max_num_timeout=settings.max_requeues)
         executor.update_parameters(name=f'logoseg-{profile}', **settings.executor_parameters())

@@ -70,6 +70,21 @@ def tracked_metric(name: str) -> bool:
     return bool(prefix) and '/' not in prefix and metric in EVALUATION_METRICS
 
 
+def ensure_experiment(client, name: str = EXPERIMENT) -> str:
+    """The id of experiment ``name``, created if absent. Rows that start at once on a new store all find it
+    absent and create it: the store refuses all but one (RESOURCE_ALREADY_EXISTS), and those read it back."""
+    from mlflow.exceptions import MlflowException
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=_artifact_location(client.tracking_uri))
+    except MlflowException as exc:
+        if exc.error_code != 'RESOURCE_ALREADY_EXISTS':
+            raise
+        return client.get_experiment_by_name(name).experiment_id
+
+
 def tracking_uri(uri: Optional[str] = None) -> str:
     """``uri``, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///<store_root>/mlflow.db``."""
     return uri or os.environ.get('MLFLOW_TRACKING_URI') or f'sqlite:///{store_root() / "mlflow.db"}'
@@ -161,9 +176,7 @@ class TrackedRun:
             self._log('status', status='RUNNING')
         else:
             try:
-                experiment = self.client.get_experiment_by_name(self.experiment)
-                experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(
-                    self.experiment, artifact_location=_artifact_location(self.client.tracking_uri))
+                experiment_id = ensure_experiment(self.client, self.experiment)
                 self.run_id = self.client.create_run(experiment_id, run_name=self.name).info.run_id
             except Exception as exc:
                 reason = unreachable(exc)
