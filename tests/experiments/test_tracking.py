@@ -230,3 +230,26 @@ def test_the_backend_relies_on_mmengines_vis_backend_protocol_and_it_still_holds
     for run_id, loss in ((first, 1.0), (second, 0.5)):
         run = store.get_run(run_id)
         assert run.info.status == 'FINISHED' and run.data.metrics['loss'] == loss
+
+
+def test_an_experiment_another_row_created_meanwhile_is_read_back_not_an_error(store):
+    """Rows starting at once on a new store: each finds no experiment and creates it; the store refuses all but
+    the first (RESOURCE_ALREADY_EXISTS), and the others take its id."""
+    from logoseg.experiments.tracking import ensure_experiment
+    created = store.create_experiment(EXPERIMENT)
+
+    class LateClient:  # looked before the other row created it
+        tracking_uri = store.tracking_uri
+        looked = False
+
+        def get_experiment_by_name(self, name):
+            if not self.looked:
+                self.looked = True
+                return None
+            return store.get_experiment_by_name(name)
+
+        def create_experiment(self, name, **kwargs):
+            return store.create_experiment(name, **kwargs)
+
+    assert ensure_experiment(LateClient()) == created
+    assert ensure_experiment(store) == created
