@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from mmengine.runner import CheckpointLoader
 
 from ..models.segmentor import INFERENCE_MODES
 from ..utils.errors import LoGoSegUserError
+from ..utils.files import file_sha256
 from ..utils.palette import distinct_present_colours
 from ..utils.vocab import check_vocabulary
 from .model import build_model
@@ -114,11 +114,7 @@ class LoGoSegPredictor:
 
     @cached_property
     def checkpoint_sha256(self) -> str:
-        digest = hashlib.sha256()
-        with open(self.checkpoint_path, 'rb') as handle:
-            for block in iter(lambda: handle.read(1 << 20), b''):
-                digest.update(block)
-        return digest.hexdigest()
+        return file_sha256(self.checkpoint_path)
 
     @torch.no_grad()
     def segment(self, image: ImageInput, vocabulary: str | Sequence[str] | None = None,

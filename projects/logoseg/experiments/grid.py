@@ -21,6 +21,7 @@ from mmengine.config import Config
 from ..datasets.benchmarks import BENCHMARKS
 from ..datasets.declared import PREPARED_ROOT, load_manifest
 from ..utils.errors import LoGoSegUserError
+from ..utils.files import file_sha256
 from .repository import relative_to_repo, repo_root
 
 PROFILES = ('smoke', 'paper', 'rehearsal')
@@ -142,7 +143,7 @@ class Row:
         output of the row is touched."""
         if self.load_from and not self.load_from.is_file():
             source = self.knobs['load_from']
-            fix = (f'train that row first (`dvc repro row@{source[4:]}`)' if source.startswith('row:') else
+            fix = (f'train that row first (`dvc repro row@{self.base_row}`)' if self.base_row else
                    'give a checkpoint path relative to the repository root, or row:<row> for a grid row\'s')
             missing = relative_to_repo(self.load_from, self.root)
             raise LoGoSegUserError(f'row {self.key!r}: load_from {source}: {missing} not found; {fix}')
@@ -169,15 +170,17 @@ class Row:
         return options
 
     @property
+    def base_row(self) -> Optional[str]:
+        """The grid row whose final checkpoint this row starts from (``load_from: row:<row>``), if any."""
+        return base_row(self.knobs)
+
+    @property
     def load_from(self) -> Optional[Path]:
         """The checkpoint the row starts from (``load_from`` knob): a path relative to the repository, or
         ``row:<row>``, that row's final checkpoint under this profile; None: from CLIP's weights."""
-        source = self.knobs.get('load_from')
-        if not source:
-            return None
-        if source.startswith('row:'):
-            return self.root / 'results' / self.profile / 'train' / source[4:] / 'final.pth'
-        return self.root / source
+        if self.base_row:
+            return self.root / 'results' / self.profile / 'train' / self.base_row / 'final.pth'
+        return self.root / self.knobs['load_from'] if self.knobs.get('load_from') else None
 
     @property
     def declared_train_set(self) -> bool:
@@ -238,7 +241,7 @@ class Row:
         if self.declared_train_set:
             digest.update(load_manifest(self.knobs['train_set'], str(self.root / PREPARED_ROOT))['digest'].encode())
         if self.load_from:
-            digest.update(file_digest(self.load_from).encode())
+            digest.update(file_sha256(self.load_from).encode())
         return digest.hexdigest()
 
 
@@ -278,14 +281,6 @@ def sources(root: Path, names) -> list[Path]:
     return files
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while chunk := f.read(1 << 24):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def training_sources() -> list[Path]:
     return sources(PACKAGE, TRAINING_SOURCES)
 
@@ -319,6 +314,11 @@ def set_schedule(cfg: Config, max_iters: int) -> None:
     schedulers[-1]['end'] = max_iters
 
 
+def base_row(knobs: dict) -> Optional[str]:
+    source = knobs.get('load_from') or ''
+    return source.removeprefix('row:') if source.startswith('row:') else None
+
+
 def load_row(key: str, profile: Optional[str] = None, root: Optional[Path] = None) -> Row:
     """The row ``key`` of ``experiments/rows.yaml`` under ``profile`` (default: ``params.yaml``'s)."""
     root = root or repo_root()
@@ -337,13 +337,12 @@ def load_row(key: str, profile: Optional[str] = None, root: Optional[Path] = Non
     knobs.update(rows[key].get('set') or {})
     if knobs['backbone'] not in BACKBONES:
         raise LoGoSegUserError(f'row {key!r}: backbone {knobs["backbone"]!r}; use one of {", ".join(BACKBONES)}')
-    source = knobs.get('load_from') or ''
-    if source.startswith('row:') and source[4:] not in list(rows)[:list(rows).index(key)]:
+    base = base_row(knobs)
+    if base and base not in list(rows)[:list(rows).index(key)]:
         # a row starts only from an earlier one: no chain of rows can loop back
-        raise LoGoSegUserError(f'row {key!r}: load_from {source}: ' + (
-            'no such row in experiments/rows.yaml' if source[4:] not in rows else
-            f'row {source[4:]!r} must come before {key!r} in experiments/rows.yaml (a row starts from an earlier '
-            'one)'))
+        raise LoGoSegUserError(f'row {key!r}: load_from {knobs["load_from"]}: ' + (
+            'no such row in experiments/rows.yaml' if base not in rows else
+            f'row {base!r} must come before {key!r} in experiments/rows.yaml (a row starts from an earlier one)'))
     declared = tuple(params.get('datasets') or {})
     if knobs['train_set'] not in TRAIN_SETS + declared:
         raise LoGoSegUserError(f'row {key!r}: train_set {knobs["train_set"]!r}; use one of {", ".join(TRAIN_SETS)} or '

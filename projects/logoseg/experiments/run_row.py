@@ -211,9 +211,8 @@ def train_base_first(row: Row) -> None:
     """A row fine-tuning from another row (``load_from: row:<base>``) whose base has no final checkpoint yet: run
     the base row first, here. DVC knows no order between two rows (one stage template), so ``dvc repro`` may reach
     the fine-tuned row first; the base row's own stage then finds it done."""
-    source = row.knobs.get('load_from') or ''
-    if source.startswith('row:') and not row.load_from.is_file():
-        base = load_row(source[4:], row.profile, row.root)
+    if row.base_row and not row.load_from.is_file():
+        base = load_row(row.base_row, row.profile, row.root)
         print(f'{row.key}: starts from row {base.key}, which has no final checkpoint yet: running {base.key} first')
         train_base_first(base)
         run_row(base)

@@ -13,20 +13,18 @@ a label map; a missing or mis-sized one is an error naming it.
 from __future__ import annotations
 
 import argparse
-import os.path as osp
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
 
-from ..datasets.declared import PREPARED_ROOT, load_manifest
+from ..datasets.declared import PREPARED_ROOT, DeclaredDataset
 from ..datasets.transforms import decode_label_map
 from ..evaluation.metrics import HallucinationIoUMetric
 from ..utils.errors import LoGoSegUserError
 from ..utils.files import write_json
-
-REPORTED = ('mIoU', 'aAcc', 'mAcc', 'hallucination_rate', 'hallucinated_classes')
+from .evaluate_all import REPORTED
 
 
 def read_label(path: Path) -> np.ndarray:
@@ -39,21 +37,18 @@ def read_label(path: Path) -> np.ndarray:
 def score_labels(labels: Path, dataset: str, split: Optional[str] = None,
                  prepared_root: str = PREPARED_ROOT) -> dict:
     """The metric's figures of the label maps under ``labels`` on ``split`` of the declared ``dataset``."""
-    manifest = load_manifest(dataset, prepared_root)
-    split = split or manifest['eval_split']
-    if split not in manifest['splits']:
-        raise LoGoSegUserError(f'dataset {dataset!r} has no split {split!r}; it has {", ".join(manifest["splits"])}')
-    folder = Path(prepared_root) / dataset
+    data = DeclaredDataset(dataset, split, prepared_root=prepared_root, serialize_data=False)  # checks name, split
+    folder, split = Path(data.folder), data.split_name
     metric = HallucinationIoUMetric()
-    metric.dataset_meta = dict(classes=tuple(manifest['classes']), ignore_index=manifest['ignore_index'])
-    num_classes = len(manifest['classes'])
-    for _, label in manifest['splits'][split]['items']:
-        name = Path(label).relative_to(Path(split) / 'labels')
-        predicted_path = labels / name
+    metric.dataset_meta = data.metainfo
+    num_classes = len(data.metainfo['classes'])
+    for item in data.data_list:
+        label = Path(item['seg_map_path'])
+        predicted_path = labels / label.relative_to(folder / split / 'labels')
         if not predicted_path.is_file():
-            raise LoGoSegUserError(f'no label map {predicted_path} for {osp.join(folder, label)}; segment every '
+            raise LoGoSegUserError(f'no label map {predicted_path} for {label}; segment every '
                                    f'image of {folder / split / "images"} into OUT and pass OUT/labels')
-        predicted, truth = read_label(predicted_path), read_label(folder / label)
+        predicted, truth = read_label(predicted_path), read_label(label)
         if predicted.shape != truth.shape:
             raise LoGoSegUserError(f'label map {predicted_path} is {predicted.shape[1]}x{predicted.shape[0]}, its '
                                    f'image {truth.shape[1]}x{truth.shape[0]}; segment the prepared images')

@@ -1,6 +1,7 @@
 """Files that appear complete or not at all: write beside the target, then rename over it."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
@@ -14,6 +15,12 @@ def temporary_beside(path: Path) -> Path:
     permissions, which the renamed file keeps.
     """
     return path.with_name(f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp')
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a (possibly multi-GB) file's bytes, read in blocks."""
+    with open(path, 'rb') as f:
+        return hashlib.file_digest(f, 'sha256').hexdigest()
 
 
 def write_json(data, path: str | Path) -> None:
