@@ -1,4 +1,5 @@
 """The CPU-stack fixes: each works where needed and is a no-op elsewhere."""
+import os
 import subprocess
 import sys
 import textwrap
@@ -104,3 +105,28 @@ def test_cpu_distributed_init_skips_cuda_and_explains_nccl(monkeypatch):
     monkeypatch.setattr(compat, '_APPLIED', {})
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     assert compat.patch_cpu_distributed() is False  # with CUDA, nothing is replaced
+
+
+def test_cpu_slurm_launcher_takes_rank_and_world_from_slurm(monkeypatch):
+    """mmengine's slurm launcher on CPU: its own reading of SLURM's variables, without pinning a GPU."""
+    import socket
+    import mmengine.dist.utils as dist_utils
+    if torch.cuda.is_available():
+        pytest.skip('CUDA machine: mmengine initialises distributed runs itself')
+    from logoseg.utils.errors import LoGoSegUserError
+    with pytest.raises(LoGoSegUserError, match="backend='gloo'"):
+        dist_utils._init_dist_slurm('nccl')
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    for key, value in dict(SLURM_PROCID='0', SLURM_NTASKS='1', SLURM_NODELIST='localhost', SLURM_LOCALID='0',
+                           MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port)).items():
+        monkeypatch.setenv(key, value)
+    for key in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK'):
+        monkeypatch.delenv(key, raising=False)
+    dist_utils._init_dist_slurm('gloo')
+    try:
+        assert torch.distributed.get_world_size() == 1 and torch.distributed.get_rank() == 0
+        assert (os.environ['RANK'], os.environ['WORLD_SIZE'], os.environ['LOCAL_RANK']) == ('0', '1', '0')
+    finally:
+        torch.distributed.destroy_process_group()

@@ -9,9 +9,10 @@ with full mmcv and a matching torchvision build.
 * mmcv-lite ships ``mmcv/ops`` Python files without the compiled ``mmcv._ext``, while MMSeg imports
   ``mmcv.ops.point_sample`` at module level. A pure-PyTorch ``mmcv.ops`` with ``point_sample`` replaces it;
   any other op raises an error that says how to get the compiled ops.
-* mmengine's PyTorch-launcher initialisation always calls ``torch.cuda.set_device``, which a CPU build of
-  torch lacks; on machines without CUDA it is replaced by a plain ``init_process_group`` (gloo), so the
-  distributed code path runs (and is tested) with several CPU processes.
+* mmengine's PyTorch- and SLURM-launcher initialisations always call ``torch.cuda.set_device``, which a CPU
+  build of torch lacks; on machines without CUDA the first becomes a plain ``init_process_group`` (gloo) and
+  the second runs without pinning a device, so the distributed code paths run (and are tested) with several
+  CPU processes, on one node or several.
 * torch >= 2.6 loads checkpoints with ``weights_only=True``; mmengine checkpoints pickle Python objects
   (message hub, history buffers). Local checkpoints are the user's own files, so mmengine's local loader
   is re-registered to load them fully. Remote URLs keep torch's safe default.
@@ -177,21 +178,36 @@ def patch_checkpoint_loading() -> bool:
 
 
 def patch_cpu_distributed() -> bool:
-    """Let mmengine's ``pytorch`` launcher initialise process groups on CPU-only machines."""
+    """Let mmengine's ``pytorch`` and ``slurm`` launchers initialise process groups on CPU-only machines."""
     if 'cpu_distributed' in _APPLIED:
         return _APPLIED['cpu_distributed']
     patched = False
     if not torch.cuda.is_available() and importlib.util.find_spec('mmengine') is not None:
         import mmengine.dist.utils as dist_utils
+        init_dist_slurm = dist_utils._init_dist_slurm
 
-        def init_dist_pytorch_cpu(backend: str, init_backend: str = 'torch', **kwargs) -> None:
+        def refuse_nccl(backend: str) -> None:
             if backend == 'nccl':
                 from .utils.errors import LoGoSegUserError
                 raise LoGoSegUserError("NCCL needs GPUs; on CPU set env_cfg.dist_cfg.backend='gloo' "
                                        '(e.g. --cfg-options env_cfg.dist_cfg.backend=gloo)')
+
+        def init_dist_pytorch_cpu(backend: str, init_backend: str = 'torch', **kwargs) -> None:
+            refuse_nccl(backend)
             torch.distributed.init_process_group(backend=backend, **kwargs)
 
+        def init_dist_slurm_cpu(backend: str, port=None, init_backend: str = 'torch', **kwargs) -> None:
+            # mmengine's own: rank, world size and master from SLURM's variables; only the GPU pinning is skipped
+            refuse_nccl(backend)
+            set_device = torch.cuda.set_device
+            torch.cuda.set_device = lambda device: None
+            try:
+                init_dist_slurm(backend, port, init_backend, **kwargs)
+            finally:
+                torch.cuda.set_device = set_device
+
         dist_utils._init_dist_pytorch = init_dist_pytorch_cpu
+        dist_utils._init_dist_slurm = init_dist_slurm_cpu
         patched = True
     _APPLIED['cpu_distributed'] = patched
     return patched

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from mlflow import MlflowClient
@@ -18,17 +20,11 @@ MLFLOW = Path(sys.executable).parent / 'mlflow'
 SERVER_STARTUP_S = 120  # ~15 s on an idle 2-core machine, up to a minute on a loaded one
 
 
-@pytest.fixture(scope='session')
-def slurm_cluster(tmp_path_factory):
-    """A fresh cluster (fresh job ids: submitit folders are never reused across clusters) for the session;
-    SLURM's commands in this process and its children point at it while it runs."""
-    why = testcluster.available()
-    if why:
-        pytest.skip(f'no SLURM test cluster: {why}')
-    folder = tmp_path_factory.mktemp('slurm')
+@contextmanager
+def cluster_running(folder: Path, nodes: int = 1) -> Iterator[Path]:
+    """A test cluster in ``folder``; SLURM's commands in this process and its children point at it while it runs."""
     saved = {key: os.environ.get(key) for key in ('SLURM_CONF', 'PATH')}
-    env = testcluster.start(folder)
-    os.environ.update(env)
+    os.environ.update(testcluster.start(folder, nodes=nodes))
     try:
         yield folder
     finally:
@@ -38,6 +34,17 @@ def slurm_cluster(tmp_path_factory):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture(scope='session')
+def slurm_cluster(tmp_path_factory):
+    """A fresh one-node cluster (fresh job ids: submitit folders are never reused across clusters) for the
+    session."""
+    why = testcluster.available()
+    if why:
+        pytest.skip(f'no SLURM test cluster: {why}')
+    with cluster_running(tmp_path_factory.mktemp('slurm')) as folder:
+        yield folder
 
 
 @pytest.fixture

@@ -58,6 +58,19 @@ def test_settings_become_submitit_parameters(checkout):
         assert key in generic or key.removeprefix('slurm_') in SlurmExecutor._valid_parameters(), key
 
 
+
+def test_a_row_over_several_nodes_asks_each_for_its_share_of_the_gpus(checkout):
+    """8 GPUs over 2 nodes: one task per node (the row's training step then starts 4 processes on each), and
+    CPU rows (gpus_per_node 0) over nodes as the multi-node test on the test cluster runs them."""
+    edit(checkout, executor='slurm', gpus=8, slurm_partition='gpu', slurm_nodes=2, slurm_gpus_per_node=4,
+         slurm_cpus_per_task=16)
+    parameters = slurm.slurm_settings(checkout, 'smoke').executor_parameters()
+    assert (parameters['nodes'], parameters['tasks_per_node'], parameters['gpus_per_node']) == (2, 1, 4)
+    edit(checkout, gpus=2, slurm_gpus_per_node=0)
+    parameters = slurm.slurm_settings(checkout, 'smoke').executor_parameters()
+    assert parameters['nodes'] == 2 and 'gpus_per_node' not in parameters
+
+
 @pytest.mark.parametrize('smoke, message', [
     (dict(executor='kubernetes'),
      "unknown executor 'kubernetes' in params.yaml smoke.executor; use one of local, slurm"),
@@ -67,7 +80,12 @@ def test_settings_become_submitit_parameters(checkout):
     (dict(executor='local'), 'profile smoke runs locally'),
     (dict(executor='slurm', gpus=4, slurm_partition='gpu', slurm_gpus_per_node=2),
      'smoke.slurm.gpus_per_node: 2, but smoke.gpus: 4'),
-    (dict(executor='slurm', slurm_partition='cpu', slurm_nodes=2), 'a row runs on one node'),
+    (dict(executor='slurm', slurm_partition='cpu', slurm_nodes=2),
+     'smoke.slurm.nodes: 2, but smoke.gpus: 0 (training processes, one per GPU) do not split evenly'),
+    (dict(executor='slurm', gpus=8, slurm_partition='gpu', slurm_nodes=2, slurm_gpus_per_node=8),
+     'smoke.gpus: 8 over 2 node(s) is 4 training process(es) per node, one per GPU: set gpus_per_node: 4'),
+    (dict(executor='slurm', gpus=8, slurm_partition='gpu', slurm_nodes=2, slurm_gpus_per_node=4,
+          slurm_cpus_per_task=2), 'smoke.slurm.cpus_per_task: 2, fewer than the 4 training processes per node'),
 ])
 def test_bad_settings_are_refused_in_one_line(checkout, capsys, smoke, message):
     edit(checkout, **smoke)

@@ -51,17 +51,27 @@ def test_two_one_cpu_jobs_run_at_once_and_submitit_reads_their_results(slurm_clu
     assert set(states.values()) <= {'RUNNING', 'COMPLETING', 'COMPLETED'}, states
 
 
-def test_the_script_starts_and_stops_a_second_cluster_without_leftovers(slurm_cluster, tmp_path):
+@pytest.mark.parametrize('nodes', [1, 2])
+def test_the_script_starts_and_stops_a_second_cluster_without_leftovers(slurm_cluster, tmp_path, nodes):
+    """One node with every CPU, or the machine posing as two nodes sharing them (one slurmd each)."""
     script = testcluster.__file__
     folder = tmp_path / 'second'
-    start = subprocess.run([sys.executable, script, 'start', str(folder)], capture_output=True, text=True, timeout=120)
+    start = subprocess.run([sys.executable, script, 'start', str(folder), '--nodes', str(nodes)],
+                           capture_output=True, text=True, timeout=120)
     try:
         assert start.returncode == 0, start.stderr
         assert f'export SLURM_CONF={folder}/slurm.conf' in start.stdout
-        pids = [int((folder / f'{daemon}.pid').read_text()) for daemon in testcluster.DAEMONS]
+        pids = testcluster.pids(folder)
+        assert len(pids) == 2 + nodes  # munged, slurmctld and a slurmd per node
         env = dict(os.environ, SLURM_CONF=str(folder / 'slurm.conf'))
-        assert subprocess.run(['sinfo', '-h', '-N', '-o', '%t %c'], env=env, capture_output=True, text=True,
-                              check=True).stdout.split() == ['idle', str(os.cpu_count())]
+        listed = subprocess.run(['sinfo', '-h', '-N', '-o', '%N %t %c'], env=env, capture_output=True, text=True,
+                                check=True).stdout.split('\n')
+        cpus = str(max(os.cpu_count() // nodes, 1))
+        assert sorted(filter(None, listed)) == [f'{name} idle {cpus}' for name in testcluster.node_names(nodes)]
+        if nodes > 1:  # a job over both nodes gets one task on each
+            hosts = subprocess.run(['srun', f'--nodes={nodes}', '--ntasks-per-node=1', 'printenv', 'SLURMD_NODENAME'],
+                                   env=env, capture_output=True, text=True, timeout=60, check=True).stdout.split()
+            assert sorted(hosts) == testcluster.node_names(nodes)
     finally:
         stop = subprocess.run([sys.executable, script, 'stop', str(folder)], capture_output=True, text=True,
                               timeout=120)
@@ -99,11 +109,8 @@ def run(root, env, *args, timeout=300):
     return proc.stdout
 
 
-@pytest.fixture(scope='module')
-def grid(slurm_cluster, mlflow_server, tmp_path_factory):
-    root = tmp_path_factory.mktemp('slurm_grid') / 'repo'
-    root.mkdir()
-    copy_repository(root)
+def with_data(root: Path, mlflow_server: str) -> dict:
+    """The environment of a user submitting from the copy at ``root``, after ``dvc repro data_smoke`` there."""
     env = dict(os.environ, PATH=f'{BIN}:{os.environ["PATH"]}', PYTHONPATH=str(root / 'projects'),
                MLFLOW_TRACKING_URI=mlflow_server)
     for key in ('MLFLOW_RUN_ID', 'OMP_NUM_THREADS'):
@@ -111,6 +118,15 @@ def grid(slurm_cluster, mlflow_server, tmp_path_factory):
     proc = subprocess.run([str(BIN / 'dvc'), 'repro', 'data_smoke'], cwd=root, env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return env
+
+
+@pytest.fixture(scope='module')
+def grid(slurm_cluster, mlflow_server, tmp_path_factory):
+    root = tmp_path_factory.mktemp('slurm_grid') / 'repo'
+    root.mkdir()
+    copy_repository(root)
+    env = with_data(root, mlflow_server)
     labels = root / 'prepared' / 'smoke_standins' / 'prepared' / 'pc59' / 'train'
     shutil.copytree(labels, root.parent / 'pc59_train_labels')  # restored before DVC looks at the data
     for label in labels.rglob('*.png'):

@@ -7,6 +7,10 @@ a child with ``LOGOSEG_PREEMPTIBLE=1``, so that the child saves a checkpoint and
 to finish that, counts the requeue on the row's MLflow run and returns the job to submitit, which requeues it.
 The rerun of ``run_row`` resumes from the checkpoint in the same MLflow run. After ``max_requeues`` requeues, or
 when the child fails, the run ends FAILED with an ``error`` tag naming the cause, the job and its log file.
+
+A job over several nodes (``slurm.nodes > 1``) has one task per node. The first runs ``run_row``, which trains in
+a step of the job over all its nodes (``srun``, mmengine's ``slurm`` launcher: ``slurm.training_step``); the
+tasks on the other nodes have nothing of their own to do and return at once.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import submitit
 from submitit.helpers import Checkpointable, DelayedSubmission
 
 from .preemption import ENV, EXIT_PREEMPTED, preemption_signal
+from .slurm import NODES_ENV
 from .tracking import EXPERIMENT
 
 CHILD_GRACE_S = 60  # SLURM signals 90 s (submitit's signal_delay_s) before it kills: the child saves within that
@@ -51,7 +56,10 @@ class RowJob(Checkpointable):
 
     # -- the job -----------------------------------------------------------------------------------------------
     def __call__(self) -> str:
-        env = dict(os.environ, **{ENV: '1'})
+        job = submitit.JobEnvironment()
+        if job.global_rank:  # a further node of the job: its share of the training runs in run_row's step
+            return f'{self.row}: node {job.node} of {job.num_nodes}'
+        env = dict(os.environ, **{ENV: '1', NODES_ENV: str(job.num_nodes)})
         # torch would start one thread per core of the node, not per CPU SLURM gave the job: rows sharing a node
         # then slow each other down
         env.setdefault('OMP_NUM_THREADS', os.environ.get('SLURM_CPUS_PER_TASK', '1'))

@@ -13,8 +13,9 @@ the rerun redoes that part.
 
 ``run_row`` calls :func:`install` first thing and builds its Runner from :func:`with_preemption` ``(cfg)``, so
 the hook never enters the config that is fingerprinted and dumped. Without the variable both do nothing.
-With several GPUs ``run_row`` trains through torchrun (:func:`run_training_child`): each worker handles the
-signal as above, the ranks agree on the iteration to stop after, and ``run_row`` waits for them.
+With several GPUs ``run_row`` trains through torchrun, or over several nodes in an ``srun`` step of the job
+(:func:`run_training_child`): each worker handles the signal as above, the ranks agree on the iteration to stop
+after, and ``run_row`` waits for them.
 """
 from __future__ import annotations
 
@@ -74,8 +75,11 @@ def install() -> bool:
 
 
 def run_training_child(command: list[str], env: dict) -> int:
-    """Run ``command`` (torchrun and its workers, which train) and return its exit status; raise
-    :class:`Preempted` when the preemption signal came meanwhile.
+    """Run ``command`` (torchrun and its workers, which train, or ``srun`` of the workers on several nodes) and
+    return its exit status; raise :class:`Preempted` when the preemption signal came meanwhile.
+
+    Under ``srun`` the workers run in a step of their own, which SLURM signals itself, like every step of the
+    job; what follows is about torchrun.
 
     The workers handle the signal (:class:`PreemptionHook`: all ranks stop after the same iteration, rank 0
     saves). torchrun ignores it (inherited ``SIG_IGN``; each worker installs its own handler at start): the

@@ -4,7 +4,8 @@
 
 Builds the row's config (``experiments/rows.yaml`` knobs on the profile's backbone config) and checks it by
 building its model, before any output of the row is touched. Then it trains with mmengine's Runner
-(through ``torchrun`` when the profile asks for several GPUs) in the configuration's own work dir
+(through ``torchrun`` when the profile asks for several GPUs; in a job step over all nodes of a SLURM job that
+spans several) in the configuration's own work dir
 ``results/<profile>/train/<row>/<fingerprint>/``, writes the training curve and ``done.json``, evaluates the
 final checkpoint on the six benchmarks (``evaluate_all``), measures parameters, GFLOPs, latency and peak
 memory at the test protocol's input, and writes the metrics JSON that DVC tracks, all in one MLflow run that
@@ -28,6 +29,7 @@ import csv
 import json
 import os
 import shutil
+import socket
 import sys
 import time
 import traceback
@@ -41,8 +43,15 @@ from .grid import PROFILES, Row, load_row, row_keys
 from .preemption import install as install_preemption, run_training_child, with_preemption
 from .spool import shown_uri, unreachable
 from .repository import relative_to_repo, repo_root
+from .slurm import NODES_ENV, check_process_layout, training_step
 from .tracking import (EXPERIMENT, TrackedRun, interrupted, mark_stale_runs, one_line, tracked_metric,
                        tracking_uri)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(('', 0))
+        return probe.getsockname()[1]
 
 
 def read_json(path: Path) -> dict:
@@ -145,12 +154,16 @@ def log_curve(row: Row, run: TrackedRun) -> None:
         run.log_metrics(steps[step], step)
 
 
-def train_worker(row: Row) -> None:
-    """One torchrun worker: train under mmengine's ``pytorch`` launcher (the parent owns run and outputs)."""
+def train_worker(row: Row, launcher: str) -> None:
+    """One training process of several: under mmengine's ``pytorch`` launcher (a torchrun worker) or ``slurm``
+    launcher (a task of the row's training step over several nodes). The parent owns run and outputs."""
     from mmengine.runner import Runner
     cfg = row.build_config()
     set_resume(cfg, read_json(row.work_dir / 'run.json')['resume'])
-    cfg.launcher = 'pytorch'
+    cfg.launcher = launcher
+    if launcher == 'slurm':
+        print(f'logoseg: {row.key}: training process {os.environ["SLURM_PROCID"]} of {os.environ["SLURM_NTASKS"]} '
+              f'on node {os.environ.get("SLURMD_NODENAME", "?")}', flush=True)
     Runner.from_cfg(with_preemption(cfg)).train()
 
 
@@ -219,14 +232,24 @@ def train_base_first(row: Row) -> None:
 
 
 def train(row: Row, cfg, run: TrackedRun, resume: bool) -> None:
+    """Train in this process, or in ``gpus`` processes: through torchrun on this node, or, in a SLURM job over
+    several nodes (``experiments.job``), in a step of the job over all of them."""
     from mmengine.runner import Runner
-    gpus = int(row.settings.get('gpus') or 0)
-    if gpus > 1:
-        command = [sys.executable, '-m', 'torch.distributed.run', f'--nproc-per-node={gpus}', '-m',
-                   'logoseg.experiments.run_row', row.key, '--profile', row.profile, '--launcher', 'pytorch']
-        code = run_training_child(command, env=dict(os.environ, MLFLOW_RUN_ID=run.run_id))
+    processes = max(int(row.settings.get('gpus') or 0), 1)
+    nodes = int(os.environ.get(NODES_ENV) or 1)
+    worker = ['-m', 'logoseg.experiments.run_row', row.key, '--profile', row.profile, '--launcher']
+    env = dict(os.environ, MLFLOW_RUN_ID=run.run_id)
+    if nodes > 1:
+        check_process_layout(row.profile, processes, nodes)
+        command, launcher = training_step([sys.executable, *worker, 'slurm'], processes, nodes), 'srun'
+        env['MASTER_PORT'] = str(free_port())  # on the first node, where this runs and rank 0 will
+    elif processes > 1:
+        command = [sys.executable, '-m', 'torch.distributed.run', f'--nproc-per-node={processes}', *worker, 'pytorch']
+        launcher = 'torchrun'
+    if processes > 1 or nodes > 1:
+        code = run_training_child(command, env=env)
         if code != 0:
-            raise LoGoSegUserError(f'training of {row.key} failed in torchrun (exit {code}); rerun to resume '
+            raise LoGoSegUserError(f'training of {row.key} failed in {launcher} (exit {code}); rerun to resume '
                                    f'from its last checkpoint in {relative_to_repo(row.work_dir)}')
         return
     set_resume(cfg, resume)
@@ -381,7 +404,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--prune', action='store_true',
                         help="remove the trainings of configurations that no row of the profile uses now")
     parser.add_argument('--dry-run', action='store_true', help='with --prune: list them, remove nothing')
-    parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none', help=argparse.SUPPRESS)
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if (args.row is None) != args.prune:
         parser.error('give a row, or --prune')
@@ -414,8 +437,8 @@ def main(argv=None) -> None:
             return
         row = load_row(args.row, profile)
         os.environ.setdefault('MLFLOW_TRACKING_URI', tracking_uri())
-        if args.launcher == 'pytorch':
-            train_worker(row)
+        if args.launcher != 'none':
+            train_worker(row, args.launcher)
         else:
             train_base_first(row)
             run_row(row)

@@ -25,6 +25,7 @@ import yaml
 from ..utils.errors import LoGoSegUserError
 
 EXECUTORS = ('local', 'slurm')
+NODES_ENV = 'LOGOSEG_NODES'  # the nodes of the row's job (experiments.job): run_row trains over all of them
 # job states in which a row is still on the cluster: submitting it again would train it twice
 ACTIVE_STATES = {'PENDING', 'RUNNING', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED', 'CONFIGURING', 'COMPLETING',
                  'SUSPENDED', 'RESIZING', 'SIGNALING', 'STAGE_OUT', 'STOPPED', 'PREEMPTED'}
@@ -41,7 +42,7 @@ class SlurmSettings:
     account: Optional[str] = None
     qos: Optional[str] = None
     time_min: int = 60            # the job's time limit; SLURM signals 90 s before it, the row is requeued
-    nodes: int = 1
+    nodes: int = 1                # > 1: the row's training processes spread over the nodes (mmengine's slurm launcher)
     gpus_per_node: int = 0
     cpus_per_task: int = 1
     mem_gb: float = 4
@@ -124,15 +125,46 @@ def slurm_settings(root: Path, profile: str) -> SlurmSettings:
     if not isinstance(values.get('sbatch', {}), dict):
         raise LoGoSegUserError(f'params.yaml {profile}.slurm.sbatch: a mapping of sbatch options '
                                '(e.g. {constraint: a100}), not {values["sbatch"]!r}')
-    if values.get('nodes', 1) > 1:
-        raise LoGoSegUserError(f'params.yaml {profile}.slurm.nodes: {values["nodes"]}; a row runs on one node '
-                               '(torchrun over its GPUs) for now: use nodes: 1 and gpus_per_node')
-    gpus = int(load_params(root)[profile].get('gpus') or 0)
-    asked = values.get('gpus_per_node', 0)
-    if asked != gpus and not (gpus <= 1 and asked <= 1):  # one process uses one GPU or none
-        raise LoGoSegUserError(f'params.yaml {profile}.slurm.gpus_per_node: {asked}, but {profile}.gpus: {gpus} '
-                               '(torchrun starts one process per GPU of the profile): make them equal')
-    return SlurmSettings(**values)
+    settings = SlurmSettings(**values)
+    check_process_layout(profile, int(load_params(root)[profile].get('gpus') or 0), settings.nodes,
+                         settings.gpus_per_node, settings.cpus_per_task)
+    return settings
+
+
+def check_process_layout(profile: str, gpus: int, nodes: int, gpus_per_node: int = 0,
+                         cpus_per_task: Optional[int] = None) -> None:
+    """A row trains in ``max(gpus, 1)`` processes (the profile's ``gpus``: one per GPU), spread evenly over
+    ``nodes``; ``gpus_per_node`` is what SLURM gives each node: the node's processes' GPUs, or 0 for rows that
+    train on CPUs. Over several nodes each process is a task of the training step: it needs a CPU of its own out
+    of the node's ``cpus_per_task``."""
+    processes = max(gpus, 1)
+    if processes % nodes:
+        raise LoGoSegUserError(f'params.yaml {profile}.slurm.nodes: {nodes}, but {profile}.gpus: {gpus} (training '
+                               'processes, one per GPU) do not split evenly over them: make gpus a multiple of nodes')
+    per_node = processes // nodes
+    if gpus_per_node and gpus_per_node != per_node and not (processes == 1 and gpus_per_node == 1):
+        raise LoGoSegUserError(f'params.yaml {profile}.slurm.gpus_per_node: {gpus_per_node}, but {profile}.gpus: '
+                               f'{gpus} over {nodes} node(s) is {per_node} training process(es) per node, one per '
+                               f'GPU: set gpus_per_node: {per_node} (or 0 for rows that train on CPUs)')
+    if nodes > 1 and cpus_per_task is not None and cpus_per_task < per_node:
+        raise LoGoSegUserError(f'params.yaml {profile}.slurm.cpus_per_task: {cpus_per_task}, fewer than the '
+                               f'{per_node} training processes per node ({profile}.gpus: {gpus} over {nodes} nodes): '
+                               f'set cpus_per_task to at least {per_node} (the node\'s CPUs, shared by its processes)')
+
+
+def training_step(worker: list[str], processes: int, nodes: int) -> list[str]:
+    """The ``srun`` that trains a row over its job's ``nodes``: ``processes`` workers (``worker``, under mmengine's
+    ``slurm`` launcher), the same number on each node, sharing the CPUs the job has there.
+
+    ``--overlap``: the job's first step (submitit's task on each node, ``run_row`` on the first) keeps its CPUs,
+    memory and GPUs while this step runs, so the two must share them. ``--kill-on-bad-exit``: a worker that dies
+    stops the others, as torchrun does, instead of leaving them waiting in a collective.
+    """
+    per_node = processes // nodes
+    cpus = max(int(os.environ.get('SLURM_CPUS_PER_TASK') or 1) // per_node, 1)
+    # block: ranks 0..per_node-1 on the first node (where rank 0 is expected), and so on
+    return ['srun', '--overlap', f'--nodes={nodes}', f'--ntasks={processes}', f'--ntasks-per-node={per_node}',
+            f'--cpus-per-task={cpus}', '--distribution=block', '--kill-on-bad-exit=1', *worker]
 
 
 def check_tracking_server(uri: Optional[str] = None) -> str:

@@ -1,13 +1,17 @@
-"""A real single-node SLURM (munged + slurmctld + slurmd) in one folder, for tests, CI and trying the grid's
-SLURM executor on one machine. TEST CLUSTER ONLY: no accounting, no cgroups, everything runs as root.
+"""A real SLURM on one machine (munged + slurmctld + one slurmd per node) in one folder, for tests, CI and trying
+the grid's SLURM executor. TEST CLUSTER ONLY: no accounting, no cgroups, everything runs as root.
 
-    python projects/logoseg/experiments/testcluster.py start DIR   # prints the two exports to use it
+    python projects/logoseg/experiments/testcluster.py start DIR [--nodes 2]   # prints the two exports to use it
     python projects/logoseg/experiments/testcluster.py stop DIR
 
 Needs Debian's ``slurmctld slurmd slurm-client munge`` (``.ci/run`` installs them) and root. Key, socket,
 config, state, spool, logs and pid files all live in ``DIR``; no system file is touched and nothing is left
 running after ``stop``. The node gets ``CPUs = nproc``, so one-CPU jobs run side by side. Ports are picked
 free at start, so two clusters (two test sessions) can run on one machine.
+
+With ``--nodes N`` the machine poses as N nodes (``<host>``, ``<host>-2``, ...), each a slurmd of its own
+(``slurmd -N <node>``, its own port, spool, pid and log files) with ``CPUs = nproc / N``: a job over several
+nodes gets one step task per node, as on a real cluster, so multi-node rows are tested for real.
 
 There is no slurmdbd, hence no ``sacct``: submitit asks ``sacct`` for the state of its jobs and, without an
 answer, never learns that a job died without writing its result. ``DIR/bin/sacct`` answers submitit's one query
@@ -29,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-DAEMONS = ('slurmd', 'slurmctld', 'munged')  # stop order: node, controller, then authentication
+DAEMONS = ('slurmd', 'slurmctld', 'munged')  # stop order: nodes, controller, then authentication
 PARTITION = 'debug'
 START_TIMEOUT_S = 60
 
@@ -97,18 +101,31 @@ def _memory_mb() -> int:
     return 1024
 
 
-def write_config(folder: Path, cpus: int) -> Path:
+def node_names(nodes: int) -> list[str]:
+    """The cluster's node names: this host's short name, then ``<host>-2``, ... (all of them this machine)."""
+    host = socket.gethostname().split('.')[0]
+    return [host] + [f'{host}-{i}' for i in range(2, nodes + 1)]
+
+
+def write_config(folder: Path, cpus: int, nodes: int = 1) -> Path:
+    """``slurm.conf`` of a cluster of ``nodes`` nodes of ``cpus`` CPUs each, all on this machine."""
     host = socket.gethostname().split('.')[0]
     try:
         socket.gethostbyname(host)
     except OSError as error:
         raise ClusterError(f'host name {host!r} does not resolve ({error}); add it to /etc/hosts') from error
-    ports = sorted({_free_port() for _ in range(4)})
-    while len(ports) < 2:
-        ports = sorted({_free_port() for _ in range(4)})
+    ports: set[int] = set()
+    while len(ports) < 2 + nodes:
+        ports.add(_free_port())
+    ctld_port, *slurmd_ports = sorted(ports)[:2 + nodes]
+    # every node is this machine: slurmd finds its own line by the name it is started with (-N), and the nodes
+    # differ in port, spool, pid and log files (%n: the node name)
+    node_lines = [f'NodeName={name} NodeHostname={host} NodeAddr={host} Port={port} CPUs={cpus} '
+                  f'RealMemory={_memory_mb() // nodes} State=UNKNOWN'
+                  for name, port in zip(node_names(nodes), slurmd_ports)]
     lines = [
         'ClusterName=logoseg-test', f'SlurmctldHost={host}', 'SlurmUser=root', 'SlurmdUser=root',
-        f'SlurmctldPort={ports[0]}', f'SlurmdPort={ports[1]}',
+        f'SlurmctldPort={ctld_port}',
         'AuthType=auth/munge', 'CredType=cred/munge',
         # cred_expire=5: a requeued job waits cred_expire + 1 s before it may start again (default 120 s)
         f'AuthInfo=socket={(folder / "munge").resolve() / "munge.socket.2"},cred_expire=5',
@@ -120,11 +137,11 @@ def write_config(folder: Path, cpus: int) -> Path:
         'SchedulerParameters=sched_interval=2,bf_interval=1',
         'SlurmctldParameters=preempt_send_user_signal',
         'KillWait=5', 'MinJobAge=3600', 'MailProg=/bin/true', 'ReturnToService=2',
-        f'StateSaveLocation={folder / "state"}', f'SlurmdSpoolDir={folder / "spool"}',
-        f'SlurmctldPidFile={folder / "slurmctld.pid"}', f'SlurmdPidFile={folder / "slurmd.pid"}',
-        f'SlurmctldLogFile={folder / "log" / "slurmctld.log"}', f'SlurmdLogFile={folder / "log" / "slurmd.log"}',
+        f'StateSaveLocation={folder / "state"}', f'SlurmdSpoolDir={folder / "spool" / "%n"}',
+        f'SlurmctldPidFile={folder / "slurmctld.pid"}', f'SlurmdPidFile={folder / "slurmd.%n.pid"}',
+        f'SlurmctldLogFile={folder / "log" / "slurmctld.log"}', f'SlurmdLogFile={folder / "log" / "slurmd.%n.log"}',
         'SlurmctldDebug=info', 'SlurmdDebug=info',
-        f'NodeName={host} CPUs={cpus} RealMemory={_memory_mb()} State=UNKNOWN',
+        *node_lines,
         f'PartitionName={PARTITION} Nodes=ALL Default=YES MaxTime=INFINITE State=UP',
     ]
     path = folder / 'slurm.conf'
@@ -150,12 +167,27 @@ def _munge_folder(folder: Path) -> Path:
     return target
 
 
-def _pid(folder: Path, daemon: str) -> int | None:
-    path = folder / f'{daemon}.pid'
+def _pid_file(folder: Path, daemon: str) -> list[Path]:
+    """A daemon's pid files: one per node for slurmd (``slurmd.<node>.pid``), else one."""
+    return sorted(folder.glob('slurmd.*.pid')) if daemon == 'slurmd' else [folder / f'{daemon}.pid']
+
+
+def _read_pid(path: Path) -> int | None:
     try:
         return int(path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _pid(folder: Path, daemon: str) -> int | None:
+    """The pid of ``slurmctld`` or ``munged``, or of the slurmd of node ``slurmd.<node>``."""
+    return _read_pid(folder / f'{daemon}.pid')
+
+
+def pids(folder: Path) -> list[int]:
+    """The pids of the cluster's daemons, in stop order (every node's slurmd, slurmctld, munged)."""
+    found = (_read_pid(path) for daemon in DAEMONS for path in _pid_file(Path(folder), daemon))
+    return [pid for pid in found if pid is not None]
 
 
 def _alive(pid: int) -> bool:
@@ -180,21 +212,24 @@ def _wait_for(condition, timeout: float, what: str, log: Path) -> None:
         time.sleep(0.2)
 
 
-def start(folder: Path, cpus: int | None = None) -> dict:
-    """Start the cluster in ``folder`` (created; must not hold a running one). Returns :func:`environment`."""
+def start(folder: Path, cpus: int | None = None, nodes: int = 1) -> dict:
+    """Start a cluster of ``nodes`` nodes of ``cpus`` CPUs each (default: nproc shared out) in ``folder``
+    (created; must not hold a running one). Returns :func:`environment`."""
     folder = Path(folder).resolve()
-    if any(_pid(folder, d) and _alive(_pid(folder, d)) for d in DAEMONS):
+    if nodes < 1:
+        raise ClusterError(f'nodes: {nodes}; at least 1')
+    if any(_alive(pid) for pid in pids(folder)):
         raise ClusterError(f'a test cluster is already running in {folder}; stop it first')
     why = available()
     if why:
         raise ClusterError(why)
-    for sub in ('state', 'spool', 'log', 'bin'):
+    for sub in ('state', 'log', 'bin', *(f'spool/{name}' for name in node_names(nodes))):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     munge = _munge_folder(folder)
     shim = folder / 'bin' / 'sacct'
     shim.write_text(SACCT_SHIM)
     shim.chmod(0o755)
-    write_config(folder, cpus or os.cpu_count() or 1)
+    write_config(folder, cpus or max((os.cpu_count() or 1) // nodes, 1), nodes)
     env = dict(os.environ, **environment(folder))
     try:
         key = munge / 'munge.key'
@@ -207,17 +242,19 @@ def start(folder: Path, cpus: int | None = None) -> dict:
                         f'--seed-file={munge / "munged.seed"}'],
                        check=True, capture_output=True, timeout=30, env=env)
         _wait_for(lambda: _pid(folder, 'munged') is not None, 10, 'munged did not start', folder / 'log' / 'munged.log')
-        # both daemons fork into the background and write their pid files; -i: no state to recover
-        for daemon, args in (('slurmctld', ['-i']), ('slurmd', [])):
-            subprocess.run([_program(daemon), *args], check=True, capture_output=True, timeout=30, env=env)
-            _wait_for(lambda: _pid(folder, daemon) is not None, 20, f'{daemon} did not start',
-                      folder / 'log' / f'{daemon}.log')
+        # the daemons fork into the background and write their pid files; -i: no state to recover
+        names = node_names(nodes)
+        daemons = [('slurmctld', ['-i'], 'slurmctld')] + [('slurmd', ['-N', name], f'slurmd.{name}') for name in names]
+        for program, args, name in daemons:
+            subprocess.run([_program(program), *args], check=True, capture_output=True, timeout=30, env=env)
+            _wait_for(lambda: _pid(folder, name) is not None, 20, f'{name} did not start',
+                      folder / 'log' / f'{name}.log')
 
         def idle() -> bool:
             out = subprocess.run(['sinfo', '-h', '-N', '-o', '%t'], capture_output=True, text=True, env=env,
                                  timeout=10).stdout.split()
-            return out == ['idle']
-        _wait_for(idle, START_TIMEOUT_S, 'the node did not become idle', folder / 'log' / 'slurmd.log')
+            return out == ['idle'] * nodes
+        _wait_for(idle, START_TIMEOUT_S, 'the nodes did not become idle', folder / 'log' / f'slurmd.{names[0]}.log')
     except subprocess.CalledProcessError as error:
         stop(folder)
         output = (error.stderr or b'').decode(errors='replace').strip()
@@ -241,9 +278,8 @@ def stop(folder: Path, timeout: float = 30) -> None:
                 subprocess.run(['scancel', '--full', *jobs], capture_output=True, env=env, timeout=10)
         except (OSError, subprocess.SubprocessError):
             pass
-    for daemon in DAEMONS:
-        pid = _pid(folder, daemon)
-        if pid is None or not _alive(pid):
+    for pid in pids(folder):
+        if not _alive(pid):
             continue
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -252,7 +288,8 @@ def stop(folder: Path, timeout: float = 30) -> None:
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
     for daemon in DAEMONS:
-        (folder / f'{daemon}.pid').unlink(missing_ok=True)
+        for path in _pid_file(folder, daemon):
+            path.unlink(missing_ok=True)
     munge = folder / 'munge'
     if munge.is_symlink():  # the socket folder under /tmp (see _munge_folder)
         shutil.rmtree(munge.resolve(), ignore_errors=True)
@@ -265,11 +302,12 @@ def main(argv=None) -> int:
     parser.add_argument('action', choices=['start', 'stop', 'env'],
                         help='start the cluster, stop it, or print the environment that points SLURM at it')
     parser.add_argument('folder', type=Path, help='the cluster folder (config, state, logs, pid files)')
-    parser.add_argument('--cpus', type=int, help='CPUs of the node (default: nproc)')
+    parser.add_argument('--cpus', type=int, help='CPUs of each node (default: nproc / nodes)')
+    parser.add_argument('--nodes', type=int, default=1, help='nodes, all on this machine (default: 1)')
     args = parser.parse_args(argv)
     try:
         if args.action == 'start':
-            start(args.folder, args.cpus)
+            start(args.folder, args.cpus, args.nodes)
             print(f'# SLURM test cluster running in {args.folder.resolve()}; to use it:', file=sys.stderr)
         elif args.action == 'stop':
             stop(args.folder)
