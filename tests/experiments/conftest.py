@@ -1,6 +1,6 @@
-"""A real single-node SLURM for the tests of the grid's SLURM executor (projects/logoseg/experiments/testcluster.py),
-and an `mlflow server` for the jobs to log to. Where SLURM is not installed, the tests that need it are skipped
-with one line saying so."""
+"""A real SLURM (one node, or the machine posing as several) for the tests of the grid's SLURM executor
+(projects/logoseg/experiments/testcluster.py), and an `mlflow server` for the jobs to log to. Where SLURM is not
+installed, the tests that need it are skipped with one line saying so."""
 from __future__ import annotations
 
 import os
