@@ -184,3 +184,41 @@ def test_a_row_starting_from_another_must_come_after_it(tmp_path):
     root = grid_with(tmp_path, rows)
     with pytest.raises(LoGoSegUserError, match="row 'full' must come before 'tuned' in experiments/rows.yaml"):
         load_row('tuned', 'smoke', root)
+
+
+def test_a_row_trains_on_a_dataset_of_more_than_255_classes(tmp_path, monkeypatch):
+    """300 classes: prepared labels are 16-bit with 65535 ignored, so the row's loss ignores 65535 (and class 255 is
+    a class) and its batches are padded with 65535; two iterations train. With the configs' 255 the loss stops on
+    the first ignored pixel (65535 is no class of the vocabulary)."""
+    from mmengine.runner import Runner
+
+    from logoseg.tools.prepare import declared
+
+    from ..tools.test_prepare_declared import classes_map, picture, write_image, write_mask
+    root = grid_with(tmp_path, dict(big=dict(tables={}, set=dict(train_set='big'))), benchmarks=list(BENCHMARKS))
+    raw = root / 'datasets' / 'big'
+    raw.mkdir(parents=True)
+    (raw / 'classes.txt').write_text('\n'.join(f'class {i}' for i in range(300)))
+    for i in range(2):
+        write_image(raw / 'img' / f'x{i}', picture(i, 40, 48), 'jpeg')
+        write_mask(raw / 'ann' / f'x{i}', classes_map(i, 40, 48, 300), '16bit', 65535)
+    params = yaml.safe_load((root / 'params.yaml').read_text())
+    params['datasets'] = {'big': {'raw': 'datasets/big', 'eval_split': 'train', 'ignore_index': 65535, 'splits': {
+        'train': {'img_path': 'img', 'seg_map_path': 'ann'}}}}
+    (root / 'params.yaml').write_text(yaml.safe_dump(params))
+    assert declared.prepare(declared.load_declaration('big', root / 'params.yaml'),
+                            root / 'prepared' / 'datasets' / 'big')
+    monkeypatch.chdir(root)
+    row = load_row('big', 'smoke', root)
+    options = row.cfg_options()
+    assert options['model.decode_head.ignore_index'] == options['model.data_preprocessor.seg_pad_val'] == 65535
+    cfg = row.build_config()
+    set_schedule(cfg, 2)
+    cfg.train_dataloader.batch_size = 2
+    cfg.visualizer = dict(type='SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')],
+                          name='big_vocabulary_visualizer')
+    for key in ('val_dataloader', 'val_cfg', 'val_evaluator'):
+        cfg[key] = None
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.iter == 2 and (row.work_dir / 'iter_2.pth').is_file()
