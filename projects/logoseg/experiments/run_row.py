@@ -238,15 +238,16 @@ def train(row: Row, cfg, run: TrackedRun, resume: bool) -> None:
     processes = max(int(row.settings.get('gpus') or 0), 1)
     nodes = int(os.environ.get(NODES_ENV) or 1)
     worker = ['-m', 'logoseg.experiments.run_row', row.key, '--profile', row.profile, '--launcher']
-    env = dict(os.environ, MLFLOW_RUN_ID=run.run_id)
-    if nodes > 1:
-        check_process_layout(row.profile, processes, nodes)
-        command, launcher = training_step([sys.executable, *worker, 'slurm'], processes, nodes), 'srun'
-        env['MASTER_PORT'] = str(free_port())  # on the first node, where this runs and rank 0 will
-    elif processes > 1:
-        command = [sys.executable, '-m', 'torch.distributed.run', f'--nproc-per-node={processes}', *worker, 'pytorch']
-        launcher = 'torchrun'
     if processes > 1 or nodes > 1:
+        env = dict(os.environ, MLFLOW_RUN_ID=run.run_id)
+        if nodes > 1:
+            check_process_layout(row.profile, processes, nodes)
+            command, launcher = training_step([sys.executable, *worker, 'slurm'], processes, nodes), 'srun'
+            env['MASTER_PORT'] = str(free_port())  # on the first node, where this runs and rank 0 will
+        else:
+            command = [sys.executable, '-m', 'torch.distributed.run', f'--nproc-per-node={processes}', *worker,
+                       'pytorch']
+            launcher = 'torchrun'
         code = run_training_child(command, env=env)
         if code != 0:
             raise LoGoSegUserError(f'training of {row.key} failed in {launcher} (exit {code}); rerun to resume '
