@@ -121,8 +121,9 @@ class Row:
             for loader, split in (('train_dataloader', 'train'), ('val_dataloader', None)):
                 options.update({f'{loader}.dataset.type': 'DeclaredDataset',
                                 f'{loader}.dataset.name': self.knobs['train_set'], f'{loader}.dataset.split': split})
-            manifest = self.dataset_manifest(self.knobs['train_set'])
-            ignore = json.loads(manifest.read_text())['ignore_index'] if manifest.is_file() else 255
+            prepared = self.dataset_manifest(self.knobs['train_set']).is_file()  # else the dataset names its stage
+            ignore = load_manifest(self.knobs['train_set'], str(self.root / PREPARED_ROOT))['ignore_index'] \
+                if prepared else 255
             if ignore != 255:  # over 255 classes: 16-bit trainIds with 65535 ignored. The configs' 255 is a class
                 # there, and padding labelled 255 would train as that class
                 options['model.decode_head.ignore_index'] = ignore

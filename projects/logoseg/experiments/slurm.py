@@ -142,7 +142,7 @@ def check_process_layout(profile: str, gpus: int, nodes: int, gpus_per_node: int
         raise LoGoSegUserError(f'params.yaml {profile}.slurm.nodes: {nodes}, but {profile}.gpus: {gpus} (training '
                                'processes, one per GPU) do not split evenly over them: make gpus a multiple of nodes')
     per_node = processes // nodes
-    if gpus_per_node and gpus_per_node != per_node and not (processes == 1 and gpus_per_node == 1):
+    if gpus_per_node and gpus_per_node != per_node:
         raise LoGoSegUserError(f'params.yaml {profile}.slurm.gpus_per_node: {gpus_per_node}, but {profile}.gpus: '
                                f'{gpus} over {nodes} node(s) is {per_node} training process(es) per node, one per '
                                f'GPU: set gpus_per_node: {per_node} (or 0 for rows that train on CPUs)')

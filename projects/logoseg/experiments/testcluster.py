@@ -109,7 +109,8 @@ def node_names(nodes: int) -> list[str]:
 
 def write_config(folder: Path, cpus: int, nodes: int = 1) -> Path:
     """``slurm.conf`` of a cluster of ``nodes`` nodes of ``cpus`` CPUs each, all on this machine."""
-    host = socket.gethostname().split('.')[0]
+    names = node_names(nodes)
+    host = names[0]
     try:
         socket.gethostbyname(host)
     except OSError as error:
@@ -122,7 +123,7 @@ def write_config(folder: Path, cpus: int, nodes: int = 1) -> Path:
     # differ in port, spool, pid and log files (%n: the node name)
     node_lines = [f'NodeName={name} NodeHostname={host} NodeAddr={host} Port={port} CPUs={cpus} '
                   f'RealMemory={_memory_mb() // nodes} State=UNKNOWN'
-                  for name, port in zip(node_names(nodes), slurmd_ports)]
+                  for name, port in zip(names, slurmd_ports)]
     lines = [
         'ClusterName=logoseg-test', f'SlurmctldHost={host}', 'SlurmUser=root', 'SlurmdUser=root',
         f'SlurmctldPort={ctld_port}',
